@@ -1,0 +1,110 @@
+# Linegram developer commands (GNU make, Debian 12).  `make help` lists them.
+#
+#   make run    virtualenv, default settings in var/linegram.toml, start the gateway
+#   make test   Debian test packages, lint, unit tests on 3.11 and 3.13, interop tests
+#
+# Works as root or as a user with sudo (sudo is only used to install missing
+# Debian packages).  Python 3.13 is optional: without it the 3.13 run is skipped.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PIP_VERSION := 25.3
+VENV := .venv
+VENV313 := .venv313
+CONFIG := var/linegram.toml
+BENCH_ARGS ?=
+
+.PHONY: help deps run lint unit unit313 interop bench test clean $(VENV) $(VENV313)
+
+help:
+	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
+	echo "make test      deps + lint + unit + unit313 + interop, with a summary line"
+	echo "make deps      install the missing Debian packages of tools/debian-packages.txt"
+	echo "make lint      ruff check, ruff format --check, mypy --strict"
+	echo "make unit      unit tests on Python 3.11     make unit313   the same on Python 3.13"
+	echo "make interop   tests against sipp, baresip and kamailio"
+	echo "make bench     benchmarks (bench/run.py)     make clean     remove venvs and caches"
+
+deps:
+	@tools/ensure-debian-packages.sh
+
+# A virtualenv for Python $(1) in directory $(2); rebuilt when pyproject.toml changes.
+# On a fresh Debian the "run" packages (python3.11, python3.11-venv) are installed first.
+define make-venv
+	@py="$$(tools/find-python.sh $(1))"
+	if [ -z "$$py" ] || ! "$$py" -c 'import ensurepip, venv' 2>/dev/null; then
+	    [ "$(1)" = 3.11 ] && tools/ensure-debian-packages.sh run
+	    py="$$(tools/find-python.sh $(1))"
+	fi
+	if [ -z "$$py" ]; then echo "python$(1) not found" >&2; exit 1; fi
+	if ! $(2)/bin/python -c 'import sys; assert "%d.%d" % sys.version_info[:2] == "$(1)"' 2>/dev/null; then
+	    echo "Creating $(2) with $$py"
+	    rm -rf $(2)
+	    "$$py" -m venv $(2)
+	fi
+	$(2)/bin/python -m pip install --disable-pip-version-check -q "pip==$(PIP_VERSION)"
+	$(2)/bin/python -m pip install --disable-pip-version-check -q --progress-bar off -e '.[test]'
+	touch $(2)/.stamp
+endef
+
+$(VENV): $(VENV)/.stamp ; @:
+$(VENV)/.stamp: pyproject.toml
+	$(call make-venv,3.11,$(VENV))
+
+$(VENV313): $(VENV313)/.stamp ; @:
+$(VENV313)/.stamp: pyproject.toml
+	$(call make-venv,3.13,$(VENV313))
+
+run: $(VENV)
+	@if [ ! -f $(CONFIG) ]; then $(VENV)/bin/python -m gateway --config $(CONFIG) --init; fi
+	exec $(VENV)/bin/python -m gateway --config $(CONFIG)
+
+lint: $(VENV)
+	@rc=0
+	$(VENV)/bin/ruff check . || rc=1
+	$(VENV)/bin/ruff format --check . || rc=1
+	$(VENV)/bin/mypy || rc=1
+	exit $$rc
+
+unit: $(VENV)
+	$(VENV)/bin/pytest tests/unit -q
+
+unit313:
+	@if [ -z "$$(tools/find-python.sh 3.13)" ]; then
+	    echo "NOTICE: python3.13 not found; skipping the Python 3.13 unit tests"
+	    exit 0
+	fi
+	$(MAKE) $(VENV313)
+	$(VENV313)/bin/pytest tests/unit -q
+
+interop: deps $(VENV)
+	$(VENV)/bin/pytest tests/interop -m interop -q
+
+bench: $(VENV)
+	@if [ -f bench/run.py ]; then
+	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	else
+	    echo "bench/run.py does not exist yet; nothing to run"
+	fi
+
+# Runs every step even after a failure, so one run shows everything that is broken.
+test:
+	@results=(); failed=0
+	for step in deps lint unit unit313 interop; do
+	    if [ $$step = unit313 ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
+	        $(MAKE) unit313; results+=("unit313 skipped"); continue
+	    fi
+	    if $(MAKE) $$step; then results+=("$$step ok"); else results+=("$$step FAILED"); failed=1; fi
+	done
+	summary="$$(IFS=,; echo "$${results[*]}")"
+	if [ $$failed = 0 ]; then echo "make test: PASSED ($${summary//,/, })"
+	else echo "make test: FAILED ($${summary//,/, })"; fi
+	exit $$failed
+
+clean:
+	rm -rf $(VENV) $(VENV313) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './var/*' -exec rm -rf {} +

@@ -1,0 +1,165 @@
+"""Command line: ``python -m gateway --config PATH [--init | --check]``.
+
+Not an RFC module.  Exit codes: 0 ok, 1 cannot do what was asked (``--init``
+onto an existing file, unwritable path), 2 invalid configuration.  Errors go
+to stderr as one line per problem, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import stat
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from gateway.config import (
+    Config,
+    ConfigError,
+    ConfigInvalid,
+    default_config_text,
+    load_config,
+    write_atomic,
+)
+from gateway.logs import setup_logging
+from gateway.store import Store, StoreError
+
+log = logging.getLogger("gateway")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+DB_NAME = "linegram.db"
+
+
+class GatewayLike(Protocol):
+    """What :func:`main` needs from ``gateway.app.Gateway``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+GatewayFactory = Callable[[Config, Store], GatewayLike]
+
+
+def _gateway_factory() -> GatewayFactory:
+    # Imported late: the SIP and media stacks load only for a real run.
+    module = importlib.import_module("gateway.app")
+    factory: GatewayFactory = module.Gateway
+    return factory
+
+
+async def main(config: Config, store: Store, gateway_factory: GatewayFactory | None = None) -> None:
+    """Run the gateway until SIGTERM or SIGINT, then stop it cleanly."""
+    gw = (gateway_factory or _gateway_factory())(config, store)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await gw.start()
+        log.info("gateway running; SIGTERM or Ctrl-C stops it")
+        await stopping.wait()
+        log.info("stopping")
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        await gw.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway", description="Linegram: SIP lines that ring in Telegram."
+    )
+    parser.add_argument("--config", required=True, type=Path, help="the settings file (TOML)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--init", action="store_true", help="write the default settings file")
+    mode.add_argument("--check", action="store_true", help="validate the settings file and exit")
+    return parser
+
+
+def _error(message: str) -> None:
+    print(f"linegram: {message}", file=sys.stderr)
+
+
+def _init(path: Path) -> int:
+    if path.exists():
+        _error(f"{path} already exists; not overwriting it")
+        return EXIT_FAILED
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(path, default_config_text().encode("utf-8"))
+    except OSError as exc:
+        _error(f"cannot write {path}: {exc.strerror or exc}")
+        return EXIT_FAILED
+    print(f"wrote default settings to {path}")
+    return EXIT_OK
+
+
+def _check(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigInvalid as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{path}: OK ({len(config.lines)} line(s), data in {config.data_dir})")
+    return EXIT_OK
+
+
+def _data_dir(path: Path) -> None:
+    """Create the data directory private to us; tighten it if others can read it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o700)
+        log.warning("data directory %s was mode %04o; now 0700", path, mode)
+
+
+def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = _parser().parse_args(argv)
+    path: Path = args.config
+    if args.init:
+        return _init(path)
+    if args.check:
+        return _check(path)
+    setup_logging("info", "text")  # until the file says otherwise; load_config may warn
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _error(f"invalid configuration: {exc} (details: --check)")
+        return EXIT_INVALID
+    setup_logging(config.gateway.log_level, config.gateway.log_format)
+    try:
+        _data_dir(config.data_dir)
+        store = Store.open(config.data_dir / DB_NAME)
+    except (OSError, StoreError) as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+    try:
+        interrupted = store.mark_interrupted(time.time())
+        if interrupted:
+            log.warning("%d call(s) were cut off by the last shutdown", interrupted)
+        asyncio.run(main(config, store, gateway_factory))
+    except KeyboardInterrupt:  # a second Ctrl-C during stop()
+        pass
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,954 @@
+"""The settings file: TOML, validated into frozen dataclasses, saved atomically.
+
+Not an RFC module, but the SIP values it checks follow RFC 3261: host[:port]
+as in §25.1 ``hostport`` (IPv6 references in brackets), user parts as in
+§25.1 ``user``.  Every key is documented in docs/configuration.md.
+
+Every problem names its field, the way a user would find it in the file::
+
+    lines[1].port: must be an integer between 1 and 65535, got "abc"
+    sip.prot: unknown key (did you mean "port"?)
+
+All problems of a file are collected and raised together as one
+:class:`ConfigInvalid` (a :class:`~gateway.errors.ConfigError`).  Passwords are
+:class:`Secret` values: they print as ``***`` and are registered with
+:func:`gateway.logs.register_secret`, so a log line never shows them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import logging
+import os
+import re
+import stat
+import tempfile
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast, get_args
+
+import tomli_w
+
+from gateway.errors import ConfigError
+from gateway.logs import register_secret
+
+__all__ = [
+    "AtaLineConfig",
+    "Config",
+    "ConfigError",
+    "ConfigInvalid",
+    "EchoSettings",
+    "GatewaySettings",
+    "HostPort",
+    "IpNetwork",
+    "LineConfig",
+    "MediaSettings",
+    "ProviderLineConfig",
+    "Secret",
+    "SipSettings",
+    "config_to_dict",
+    "default_config",
+    "default_config_text",
+    "default_user_agent",
+    "load_config",
+    "parse_config",
+    "save_config",
+    "write_atomic",
+]
+
+log = logging.getLogger(__name__)
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+Incoming = Literal["echo", "members", "reject"]
+Dtmf = Literal["rfc4733", "info"]
+Transport = Literal["udp", "tcp"]
+
+CODECS = ("PCMA", "PCMU")
+DEFAULT_BLOCK_USER_AGENTS = (
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipsak",
+    "VaxSIPUserAgent",
+    "iWar",
+    "sundayddr",
+    "PortSIP VoIP SDK",
+    "pplsip",
+    "SIPScan",
+    "smap",
+)
+_LINE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# RFC 3261 §25.1 user = unreserved / escaped / user-unreserved; no escapes here.
+_EXTENSION = re.compile(r"[A-Za-z0-9\-_.!~*'()&=+$,;?/]{1,32}")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def default_user_agent() -> str:
+    """``Linegram/<installed version>``."""
+    try:
+        version = metadata.version("linegram")
+    except metadata.PackageNotFoundError:
+        version = "0"
+    return f"Linegram/{version}"
+
+
+class Secret:
+    """A password: prints as ``***``; :meth:`reveal` gives the value.
+
+    Equality and hashing use the value, so configs compare as expected.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str = "") -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            return self._value == other._value
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """``host[:port]``; *host* is a DNS name or an IP address (no brackets)."""
+
+    host: str
+    port: int | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, text: str) -> HostPort:
+        """Parse ``host``, ``host:port``, ``1.2.3.4:5060``, ``::1`` or ``[::1]:5060``.
+
+        **Raises** :class:`ValueError` with a message that quotes *text*.
+        """
+        port_text: str | None = None
+        if text.startswith("["):
+            end = text.find("]")
+            if end < 0:
+                raise ValueError(f"{_quote(text)} has an unclosed [")
+            host, rest = text[1:end], text[end + 1 :]
+            if rest:
+                if not rest.startswith(":"):
+                    raise ValueError(f"{_quote(text)} is not host[:port]")
+                port_text = rest[1:]
+            if not _is_ip(host, version=6):
+                raise ValueError(f"{_quote(text)} has an invalid IPv6 address")
+        elif text.count(":") > 1:
+            host = text
+            if not _is_ip(host, version=6):
+                raise ValueError(f"{_quote(text)} is not host[:port] (write IPv6 as [addr]:port)")
+        else:
+            host, sep, port_text_ = text.partition(":")
+            port_text = port_text_ if sep else None
+            if not _is_ip(host, version=4) and not _is_hostname(host):
+                raise ValueError(f"{_quote(text)} has an invalid host")
+        port: int | None = None
+        if port_text is not None:
+            if (
+                not port_text.isascii()
+                or not port_text.isdigit()
+                or not 1 <= int(port_text) <= 65535
+            ):
+                raise ValueError(f"{_quote(text)} has an invalid port")
+            port = int(port_text)
+        return cls(host.lower(), port)
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _is_ip(text: str, *, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
+def _is_hostname(text: str) -> bool:
+    name = text[:-1] if text.endswith(".") else text
+    if not name or len(name) > 253:
+        return False
+    labels = name.split(".")
+    # A dotted all-numeric name is a mistyped IPv4 address, not a host.
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+# --------------------------------------------------------------------------------------------
+# The settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewaySettings:
+    data_dir: str = "."
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "text"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SipSettings:
+    listen: str = "127.0.0.1"
+    port: int = 5060
+    public_address: HostPort | None = None
+    user_agent: str = field(default_factory=default_user_agent)
+    rate_limit: float = 30.0
+    block_user_agents: tuple[str, ...] = DEFAULT_BLOCK_USER_AGENTS
+    tcp: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class MediaSettings:
+    address: str = ""
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 10999
+    rtp_timeout: float = 30.0
+    jitter_buffer_ms: int = 60
+    ptime: int = 20
+
+
+def _networks(*texts: str) -> tuple[IpNetwork, ...]:
+    return tuple(ipaddress.ip_network(t, strict=False) for t in texts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EchoSettings:
+    extension: str = "600"
+    allow: tuple[IpNetwork, ...] = field(default_factory=lambda: _networks("127.0.0.1"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _LineBase:
+    name: str
+    enabled: bool = True
+    incoming: Incoming = "echo"
+    dtmf: Dtmf = "rfc4733"
+    codecs: tuple[str, ...] = CODECS
+    allow: tuple[IpNetwork, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderLineConfig(_LineBase):
+    """A SIP account at a VoIP provider (or a trunk to a PBX)."""
+
+    kind: Literal["provider"] = field(default="provider", init=False)
+    registrar: HostPort
+    username: str
+    domain: str = ""  # parse_config fills in the registrar's host
+    auth_username: str = ""  # parse_config fills in username
+    password: Secret = field(default_factory=Secret)
+    outbound_proxy: HostPort | None = None
+    transport: Transport = "udp"
+    register: bool = True
+    expires: int = 600
+    keepalive: int = 25
+
+
+@dataclass(frozen=True, kw_only=True)
+class AtaLineConfig(_LineBase):
+    """An ATA on the landline that registers to us or calls us by IP."""
+
+    kind: Literal["ata"] = field(default="ata", init=False)
+    username: str = ""
+    password: Secret = field(default_factory=Secret)
+
+
+LineConfig = ProviderLineConfig | AtaLineConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole settings file.  *base_dir* is the config file's directory."""
+
+    base_dir: Path
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    sip: SipSettings = field(default_factory=SipSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    echo: EchoSettings = field(default_factory=EchoSettings)
+    lines: tuple[LineConfig, ...] = ()
+
+    @property
+    def data_dir(self) -> Path:
+        """Absolute data directory (relative paths count from *base_dir*)."""
+        return Path(os.path.abspath(self.base_dir / self.gateway.data_dir))
+
+    def line(self, name: str) -> LineConfig | None:
+        """The line called *name*, or ``None``."""
+        return next((line for line in self.lines if line.name == name), None)
+
+
+class ConfigInvalid(ConfigError):
+    """One or more problems; each names its field.  ``str()`` joins them with ``; ``."""
+
+    def __init__(self, problems: Sequence[str], source: str = "") -> None:
+        self.problems = tuple(problems)
+        self.source = source
+        prefix = f"{source}: " if source else ""
+        super().__init__(prefix + "; ".join(self.problems))
+
+
+def default_config(base_dir: Path | None = None) -> Config:
+    """The built-in defaults (no lines), relative to *base_dir* (default: cwd)."""
+    return Config(base_dir=Path(os.path.abspath(base_dir if base_dir is not None else ".")))
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+
+
+def _show(value: object) -> str:
+    """A value as the user would have written it in TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a table"
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except ValueError:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_name(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return names.get(type(value), "a date/time")
+
+
+_T = TypeVar("_T")
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used."""
+
+    def __init__(self, data: Mapping[str, Any], path: str, problems: list[str]) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+        self.seen: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.where(key)}: {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str) -> Any:
+        self.seen.add(key)
+        return self.data.get(key)
+
+    def get(
+        self,
+        key: str,
+        default: _T,
+        check: Callable[[Any], _T | None],
+        expected: str,
+        *,
+        secret: bool = False,
+    ) -> _T:
+        """The value at *key* converted by *check* (``None`` = invalid), or *default*."""
+        self.seen.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        converted = check(value)
+        if converted is None:
+            got = _type_name(value) if secret else _show(value)
+            self.error(key, f"must be {expected}, got {got}")
+            return default
+        return converted
+
+    def string(self, key: str, default: str = "", *, secret: bool = False) -> str:
+        return self.get(key, default, _as_str, "a string", secret=secret)
+
+    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        expected = "one of " + ", ".join(json.dumps(c) for c in choices)
+        return self.get(key, default, lambda v: v if v in choices else None, expected)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return self.get(key, default, lambda v: v if isinstance(v, bool) else None, "true or false")
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        def check(v: Any) -> int | None:
+            return v if _is_int(v) and low <= v <= high else None
+
+        return self.get(key, default, check, f"an integer between {low} and {high}")
+
+    def number(self, key: str, default: float, expected: str, ok: Callable[[float], bool]) -> float:
+        def check(v: Any) -> float | None:
+            return float(v) if _is_number(v) and ok(float(v)) else None
+
+        return self.get(key, default, check, expected)
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        def check(v: Any) -> tuple[str, ...] | None:
+            if isinstance(v, list) and all(isinstance(x, str) for x in v):
+                return tuple(v)
+            return None
+
+        return self.get(key, default, check, "an array of strings")
+
+    def hostport(self, key: str) -> HostPort | None:
+        text = self.string(key)
+        if not text:
+            return None
+        try:
+            return HostPort.parse(text)
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return None
+
+    def networks(self, key: str, default: tuple[IpNetwork, ...]) -> tuple[IpNetwork, ...]:
+        texts = self.strings(key, ())
+        if not self.has(key):
+            return default
+        result: list[IpNetwork] = []
+        for i, text in enumerate(texts):
+            try:
+                result.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                self.error(
+                    f"{key}[{i}]", f"must be an IP address or CIDR network, got {_show(text)}"
+                )
+        return tuple(result)
+
+    def check_unknown(self, allowed: Sequence[str], misplaced: Mapping[str, str] = {}) -> None:
+        for key in self.data:
+            if key in self.seen:
+                continue
+            if key in misplaced:
+                self.error(key, misplaced[key])
+                continue
+            close = difflib.get_close_matches(key, list(allowed), n=1)
+            hint = f" (did you mean {json.dumps(close[0])}?)" if close else ""
+            self.error(key, f"unknown key{hint}")
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _subtable(parent: _Table, key: str, problems: list[str]) -> _Table:
+    value = parent.raw(key)
+    if value is None:
+        value = {}
+    elif not isinstance(value, dict):
+        parent.error(key, f"must be a table ([{key}]), got {_show(value)}")
+        value = {}
+    return _Table(value, parent.where(key), problems)
+
+
+def _parse_gateway(t: _Table) -> GatewaySettings:
+    d = GatewaySettings()
+    data_dir = t.string("data_dir", d.data_dir)
+    if not data_dir:
+        t.error("data_dir", "must not be empty")
+        data_dir = d.data_dir
+    result = GatewaySettings(
+        data_dir=data_dir,
+        log_level=cast(LogLevel, t.choice("log_level", d.log_level, get_args(LogLevel))),
+        log_format=cast(LogFormat, t.choice("log_format", d.log_format, get_args(LogFormat))),
+    )
+    t.check_unknown(["data_dir", "log_level", "log_format"])
+    return result
+
+
+def _ip_address(t: _Table, key: str, default: str, *, allow_empty: bool) -> str:
+    text = t.string(key, default)
+    if allow_empty and text == "":
+        return text
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        t.error(key, f"must be an IPv4 or IPv6 address, got {_show(text)}")
+        return default
+
+
+def _parse_sip(t: _Table) -> SipSettings:
+    d = SipSettings()
+    user_agent = t.string("user_agent", d.user_agent)
+    if not user_agent or any(c in user_agent for c in "\r\n"):
+        t.error("user_agent", "must be a non-empty single line")
+        user_agent = d.user_agent
+    result = SipSettings(
+        listen=_ip_address(t, "listen", d.listen, allow_empty=False),
+        port=t.integer("port", d.port, 1, 65535),
+        public_address=t.hostport("public_address"),
+        user_agent=user_agent,
+        rate_limit=t.number("rate_limit", d.rate_limit, "a number > 0", lambda v: v > 0),
+        block_user_agents=t.strings("block_user_agents", d.block_user_agents),
+        tcp=t.boolean("tcp", d.tcp),
+    )
+    t.check_unknown(_SIP_KEYS)
+    return result
+
+
+_SIP_KEYS = (
+    "listen",
+    "port",
+    "public_address",
+    "user_agent",
+    "rate_limit",
+    "block_user_agents",
+    "tcp",
+)
+
+
+def _parse_media(t: _Table) -> MediaSettings:
+    d = MediaSettings()
+    low = t.integer("rtp_port_min", d.rtp_port_min, 1024, 65535)
+    high = t.integer("rtp_port_max", d.rtp_port_max, 1024, 65535)
+    if low % 2:
+        t.error("rtp_port_min", f"must be even (RTP uses the even port, RTCP the next), got {low}")
+    if high <= low:
+        t.error("rtp_port_max", f"must be greater than media.rtp_port_min ({low}), got {high}")
+    result = MediaSettings(
+        address=_ip_address(t, "address", d.address, allow_empty=True),
+        rtp_port_min=low,
+        rtp_port_max=high,
+        rtp_timeout=t.number("rtp_timeout", d.rtp_timeout, "a number >= 0", lambda v: v >= 0),
+        jitter_buffer_ms=t.integer("jitter_buffer_ms", d.jitter_buffer_ms, 20, 200),
+        ptime=t.get(
+            "ptime",
+            d.ptime,
+            lambda v: v if _is_int(v) and v in (10, 20, 30, 40) else None,
+            "one of 10, 20, 30, 40",
+        ),
+    )
+    t.check_unknown(
+        ["address", "rtp_port_min", "rtp_port_max", "rtp_timeout", "jitter_buffer_ms", "ptime"]
+    )
+    return result
+
+
+def _parse_echo(t: _Table) -> EchoSettings:
+    d = EchoSettings()
+    extension = t.string("extension", d.extension)
+    if extension and not _EXTENSION.fullmatch(extension):
+        t.error(
+            "extension",
+            f"must be a SIP user part (1-32 characters, no @ : or spaces), got {_show(extension)}",
+        )
+        extension = d.extension
+    result = EchoSettings(extension=extension, allow=t.networks("allow", d.allow))
+    t.check_unknown(["extension", "allow"])
+    return result
+
+
+_COMMON_LINE_KEYS = ("name", "kind", "enabled", "incoming", "dtmf", "codecs", "allow")
+_PROVIDER_KEYS = (
+    "registrar",
+    "domain",
+    "username",
+    "auth_username",
+    "password",
+    "outbound_proxy",
+    "transport",
+    "register",
+    "expires",
+    "keepalive",
+)
+_ATA_KEYS = ("username", "password")
+
+
+def _parse_codecs(t: _Table) -> tuple[str, ...]:
+    codecs = t.strings("codecs", CODECS)
+    if not t.has("codecs") or not isinstance(t.raw("codecs"), list):
+        return codecs
+    expected = " and ".join(json.dumps(c) for c in CODECS)
+    if not codecs:
+        t.error("codecs", f"must not be empty (supported: {expected})")
+        return CODECS
+    for i, codec in enumerate(codecs):
+        if codec not in CODECS:
+            t.error(f"codecs[{i}]", f"must be one of {expected}, got {_show(codec)}")
+        elif codec in codecs[:i]:
+            t.error(f"codecs[{i}]", f"{_show(codec)} is listed twice")
+    return codecs
+
+
+def _parse_line(t: _Table, names: dict[str, int], index: int) -> LineConfig | None:
+    name = t.string("name")
+    if not t.has("name"):
+        t.error("name", 'required (a short id like "home")')
+    elif not _LINE_NAME.fullmatch(name):
+        t.error("name", f"must match [a-z0-9][a-z0-9_-]{{0,31}}, got {_show(name)}")
+    elif name in names:
+        t.error("name", f"{_show(name)} is already used by lines[{names[name]}]")
+    else:
+        names[name] = index
+    kind = t.choice("kind", "", ("provider", "ata"))
+    if not t.has("kind"):
+        t.error("kind", 'required: "provider" or "ata"')
+    common: dict[str, Any] = {
+        "name": name,
+        "enabled": t.boolean("enabled", True),
+        "incoming": t.choice("incoming", "echo", ("echo", "members", "reject")),
+        "dtmf": t.choice("dtmf", "rfc4733", ("rfc4733", "info")),
+        "codecs": _parse_codecs(t),
+        "allow": t.networks("allow", ()),
+    }
+    if kind == "provider":
+        line: LineConfig | None = _parse_provider(t, common)
+        misplaced: dict[str, str] = {}
+        allowed: tuple[str, ...] = (*_COMMON_LINE_KEYS, *_PROVIDER_KEYS)
+    elif kind == "ata":
+        line = _parse_ata(t, common)
+        only = 'only allowed on provider lines (this line has kind = "ata")'
+        misplaced = {k: only for k in _PROVIDER_KEYS if k not in _ATA_KEYS}
+        allowed = (*_COMMON_LINE_KEYS, *_ATA_KEYS)
+    else:
+        # Without a valid kind the kind-specific keys cannot be judged.
+        t.seen.update(_PROVIDER_KEYS)
+        line, misplaced, allowed = None, {}, (*_COMMON_LINE_KEYS, *_PROVIDER_KEYS)
+    t.check_unknown(allowed, misplaced)
+    return line
+
+
+def _parse_provider(t: _Table, common: dict[str, Any]) -> ProviderLineConfig | None:
+    registrar = t.hostport("registrar")
+    if registrar is None and not t.has("registrar"):
+        t.error("registrar", "required for provider lines (host[:port] of the provider)")
+    username = t.string("username")
+    if not username:
+        t.error("username", "required for provider lines")
+    password = Secret(t.string("password", secret=True))
+    keepalive = t.get(
+        "keepalive",
+        25,
+        lambda v: v if _is_int(v) and (v == 0 or 10 <= v <= 300) else None,
+        "0 (off) or an integer between 10 and 300",
+    )
+    line_fields: dict[str, Any] = {
+        "domain": t.string("domain"),
+        "auth_username": t.string("auth_username"),
+        "outbound_proxy": t.hostport("outbound_proxy"),
+        "transport": t.choice("transport", "udp", ("udp", "tcp")),
+        "register": t.boolean("register", True),
+        "expires": t.integer("expires", 600, 60, 86400),
+        "keepalive": keepalive,
+    }
+    if registrar is None:
+        return None
+    return ProviderLineConfig(
+        **common,
+        **line_fields,
+        registrar=registrar,
+        username=username,
+        password=password,
+    )
+
+
+def _parse_ata(t: _Table, common: dict[str, Any]) -> AtaLineConfig:
+    username = t.string("username")
+    password = Secret(t.string("password", secret=True))
+    if username and not password:
+        t.error("password", "required when username is set (the ATA registers with digest auth)")
+    if password and not username:
+        t.error("username", "required when password is set")
+    return AtaLineConfig(**common, username=username, password=password)
+
+
+def _fill_derived(line: LineConfig) -> LineConfig:
+    """Defaults that depend on other keys: domain, auth_username."""
+    if isinstance(line, ProviderLineConfig):
+        return replace(
+            line,
+            domain=line.domain or line.registrar.host,
+            auth_username=line.auth_username or line.username,
+        )
+    return line
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
+    """Validate a decoded TOML document.
+
+    **Raises** :class:`ConfigInvalid` listing every problem found.  Every
+    non-empty password is registered with :func:`gateway.logs.register_secret`.
+    """
+    problems: list[str] = []
+    top = _Table(data, "", problems)
+    gateway = _parse_gateway(_subtable(top, "gateway", problems))
+    sip = _parse_sip(_subtable(top, "sip", problems))
+    media = _parse_media(_subtable(top, "media", problems))
+    echo = _parse_echo(_subtable(top, "echo", problems))
+    lines: list[LineConfig] = []
+    raw_lines = top.raw("lines")
+    if raw_lines is not None and not (
+        isinstance(raw_lines, list) and all(isinstance(x, dict) for x in raw_lines)
+    ):
+        top.error("lines", "must be an array of tables ([[lines]])")
+        raw_lines = []
+    names: dict[str, int] = {}
+    for i, raw in enumerate(raw_lines or []):
+        line = _parse_line(_Table(raw, f"lines[{i}]", problems), names, i)
+        if line is not None:
+            if line.password:
+                register_secret(line.password.reveal())
+            lines.append(_fill_derived(line))
+    top.check_unknown(["gateway", "sip", "media", "echo", "lines"])
+    if problems:
+        raise ConfigInvalid(problems)
+    return Config(
+        base_dir=Path(os.path.abspath(base_dir)),
+        gateway=gateway,
+        sip=sip,
+        media=media,
+        echo=echo,
+        lines=tuple(lines),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the file at *path*.
+
+    A file that holds a password but is readable by group or others is
+    tightened to 0600 (with a warning).  **Raises** :class:`ConfigError`
+    (:class:`ConfigInvalid` for validation problems) with the path in the
+    message.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (create one with --init)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    try:
+        config = parse_config(data, base_dir=path.parent)
+    except ConfigInvalid as exc:
+        raise ConfigInvalid(exc.problems, source=str(path)) from None
+    if any(line.password for line in config.lines):
+        _protect(path)
+    return config
+
+
+def _protect(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077 == 0:
+        return
+    try:
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        log.warning(
+            "config file %s holds passwords and is readable by others (mode %04o);"
+            " could not chmod 0600: %s",
+            path,
+            mode,
+            exc.strerror,
+        )
+        return
+    log.warning(
+        "config file %s holds passwords and was readable by others (mode %04o); now 0600",
+        path,
+        mode,
+    )
+
+
+def _network_text(net: IpNetwork) -> str:
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """A TOML-ready dict of *config*, passwords revealed (for saving).
+
+    Values derived from other keys are left out when they equal the derivation
+    (``domain`` = registrar host, ``auth_username`` = username, the default
+    ``user_agent``), so they keep following their source after an upgrade or edit.
+    """
+    sip: dict[str, Any] = {
+        "listen": config.sip.listen,
+        "port": config.sip.port,
+        "public_address": str(config.sip.public_address or ""),
+        "rate_limit": config.sip.rate_limit,
+        "block_user_agents": list(config.sip.block_user_agents),
+        "tcp": config.sip.tcp,
+    }
+    if config.sip.user_agent != default_user_agent():
+        sip["user_agent"] = config.sip.user_agent
+    return {
+        "gateway": {
+            "data_dir": config.gateway.data_dir,
+            "log_level": config.gateway.log_level,
+            "log_format": config.gateway.log_format,
+        },
+        "sip": sip,
+        "media": {
+            "address": config.media.address,
+            "rtp_port_min": config.media.rtp_port_min,
+            "rtp_port_max": config.media.rtp_port_max,
+            "rtp_timeout": config.media.rtp_timeout,
+            "jitter_buffer_ms": config.media.jitter_buffer_ms,
+            "ptime": config.media.ptime,
+        },
+        "echo": {
+            "extension": config.echo.extension,
+            "allow": [_network_text(n) for n in config.echo.allow],
+        },
+        "lines": [_line_to_dict(line) for line in config.lines],
+    }
+
+
+def _line_to_dict(line: LineConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": line.name,
+        "kind": line.kind,
+        "enabled": line.enabled,
+        "incoming": line.incoming,
+        "dtmf": line.dtmf,
+        "codecs": list(line.codecs),
+        "allow": [_network_text(n) for n in line.allow],
+    }
+    if isinstance(line, ProviderLineConfig):
+        out["registrar"] = str(line.registrar)
+        if line.domain != line.registrar.host:
+            out["domain"] = line.domain
+        out["username"] = line.username
+        if line.auth_username != line.username:
+            out["auth_username"] = line.auth_username
+        out.update(
+            password=line.password.reveal(),
+            outbound_proxy=str(line.outbound_proxy or ""),
+            transport=line.transport,
+            register=line.register,
+            expires=line.expires,
+            keepalive=line.keepalive,
+        )
+    else:
+        out.update(username=line.username, password=line.password.reveal())
+    return out
+
+
+def write_atomic(path: Path | str, data: bytes, mode: int = 0o600) -> None:
+    """Replace *path* with *data* so that a power cut leaves the old or the new file.
+
+    Temp file in the same directory, fsync, rename, fsync the directory.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_config(config: Config, path: Path | str) -> None:
+    """Write *config* to *path* atomically with mode 0600."""
+    write_atomic(path, tomli_w.dumps(config_to_dict(config)).encode("utf-8"))
+
+
+def default_config_text() -> str:
+    """The commented settings file that ``--init`` writes (equal to the defaults)."""
+    agents = ", ".join(json.dumps(a) for a in DEFAULT_BLOCK_USER_AGENTS)
+    return _TEMPLATE.replace("@BLOCK_USER_AGENTS@", agents)
+
+
+_TEMPLATE = """\
+# Linegram settings.  Every key is optional; the values shown are the defaults.
+# Reference: docs/configuration.md.  This file holds passwords: keep it mode 0600.
+
+[gateway]
+data_dir = "."            # database and state; relative to this file's directory
+log_level = "info"        # debug | info | warning | error
+log_format = "text"       # text | json
+
+[sip]
+listen = "127.0.0.1"      # address to bind; "0.0.0.0" to serve the LAN
+port = 5060
+public_address = ""       # "" = learn from received/rport; else IP or host[:port]
+# user_agent = "Linegram/<version>"
+rate_limit = 30.0         # requests per second per source address (burst 2x)
+block_user_agents = [@BLOCK_USER_AGENTS@]
+tcp = false
+
+[media]
+address = ""              # "" = same as sip.listen (or the learnt public address)
+rtp_port_min = 10000      # even
+rtp_port_max = 10999
+rtp_timeout = 30.0        # seconds without RTP before a call is ended; 0 = off
+jitter_buffer_ms = 60     # 20..200
+ptime = 20                # 10 | 20 | 30 | 40
+
+[echo]
+extension = "600"         # call sip:600@<listen> to hear yourself; "" disables it
+allow = ["127.0.0.1"]     # who may call the echo test directly (IPs or CIDRs)
+
+# Lines: add one [[lines]] table per line.  Examples:
+#
+# [[lines]]
+# name = "home"
+# kind = "provider"
+# registrar = "sip.example.net"
+# username = "4930123456"
+# password = "change me"
+#
+# [[lines]]
+# name = "landline"
+# kind = "ata"
+# allow = ["192.168.1.20"]   # the ATA's address, for direct-IP calls
+"""
