@@ -809,7 +809,10 @@ def _salvage(data: bytes) -> SipRequest | None:
     vias = headers.get_all("Via")
     if not vias:
         return None
-    Via.parse(headers.get_list("Via")[0])
+    top = headers._split_list("Via", 1)[0]
+    if not top:
+        return None
+    Via.parse(top[0])
     salvaged = Headers._trusted((_key("Via"), "Via", v) for v in vias)
     for name in ("From", "To", "Call-ID", "CSeq"):
         value = headers.get(name)

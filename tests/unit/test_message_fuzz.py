@@ -62,7 +62,9 @@ SIP_WORDS = [
     "[", "]", "::1", "Via:", "v:", "From:", "f:", "To:", "t:", "Call-ID:", "i:", "CSeq:",
     "Contact:", "m:", "*", "Content-Length:", "l:", "Max-Forwards:", "tag=", "branch=",
     "z9hG4bK", "rport", "received=", "lr", "0", "1", "70", "-1", "99999999999999999999",
-    "example.com", "192.0.2.1", "\x00", "\xff", "\u00e9", "200", "OK",
+    "example.com", "192.0.2.1", "\x00", "\xff", "\u00e9", "200", "OK", "x", "\u0663",
+    "\u00b2", "1" * 30, "2147483648", "65536", "sip:a@b", "<sip:a@[::1]:5060;lr>",
+    "SIP/2.0/UDP h;branch=z9hG4bK1", "\\\"", "\xc3",
 ]  # fmt: skip
 
 
@@ -82,20 +84,41 @@ def test_sip_looking_noise(data: bytes) -> None:
 # -- (2) mutated valid messages ----------------------------------------------------
 
 
+MUTATIONS = ["flip", "truncate", "insert", "digits", "value", "dup", "drop", "swap"]
+WORDS = [w.encode("utf-8") for w in SIP_WORDS]
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
+    """A seed message with 1-4 mutations, biased towards the fields parsers get wrong."""
     data = bytearray(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "truncate", "dup", "drop", "insert", "swap"]))
         if not data:
             break
+        op = draw(st.sampled_from(MUTATIONS))
         at = draw(st.integers(0, len(data) - 1))
         if op == "flip":
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif op == "truncate":
             del data[at:]
         elif op == "insert":
-            data[at:at] = draw(st.sampled_from([b"\r\n", b" ", b",", b";", b"\x00", b"\xc3", b":"]))
+            data[at:at] = draw(st.sampled_from(WORDS))
+        elif op == "digits":
+            # Numbers (CSeq, Content-Length, ports, status codes) are where int() bites.
+            spots = [i for i, b in enumerate(data[:4000]) if 0x30 <= b <= 0x39]
+            if spots:
+                i = draw(st.sampled_from(spots))
+                data[i : i + 1] = draw(st.sampled_from(WORDS))
+        elif op == "value":
+            # Replace the whole value of one header field with SIP-looking noise.
+            lines = bytes(data).split(b"\r\n")
+            i = draw(st.integers(0, len(lines) - 1))
+            name, colon, _ = lines[i].partition(b":")
+            if colon:
+                lines[i] = (
+                    name + b": " + b"".join(draw(st.lists(st.sampled_from(WORDS), max_size=8)))
+                )
+                data = bytearray(b"\r\n".join(lines))
         else:
             lines = bytes(data).split(b"\r\n")
             i = draw(st.integers(0, len(lines) - 1))
