@@ -175,7 +175,7 @@ class HostPort:
         if port_text is not None:
             if (
                 not port_text.isascii()
-                or not port_text.isdigit()
+                or not (port_text.isascii() and port_text.isdigit())
                 or not 1 <= int(port_text) <= 65535
             ):
                 raise ValueError(f"{_quote(text)} has an invalid port")

@@ -34,7 +34,7 @@ def parse_info_dtmf(content_type: str | None, body: bytes) -> tuple[str, int] | 
             name, value = name.strip().lower(), value.strip()
             if name == "signal":
                 digit = value
-            elif name == "duration" and value.isdigit():
+            elif name == "duration" and value.isascii() and value.isdigit():
                 duration = int(value)
     digit = digit.upper()
     if digit == "10":

@@ -111,8 +111,10 @@ class Registrar:
             self._unbind(name)
             return self._ok(request, name, now)
         address = addresses[0]  # one device per ATA line
+        if not address.uri.is_sip:
+            return self._reply(request, 400, "Contact must be a SIP URI")
         param = address.params.get("expires")
-        expires = int(param) if param and param.isdigit() else default
+        expires = int(param) if param and param.isascii() and param.isdigit() else default
         if expires is None:
             expires = DEFAULT_EXPIRES
         if expires == 0:
@@ -233,6 +235,6 @@ class Registrar:
 
 def _expires_header(request: SipRequest) -> int | None:
     value = request.headers.get("Expires")
-    if value is None or not value.strip().isdigit():
+    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
         return None
     return int(value.strip())

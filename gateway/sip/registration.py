@@ -281,7 +281,7 @@ class Registration:
                 ours.user,
             )
             expires_param = address.params.get("expires")
-            if same and expires_param and expires_param.isdigit():
+            if same and expires_param and expires_param.isascii() and expires_param.isdigit():
                 return max(int(expires_param), 1)
         header = _int_header(response, "Expires")
         return max(header, 1) if header is not None else asked
@@ -327,6 +327,6 @@ class Registration:
 
 def _int_header(response: SipResponse, name: str) -> int | None:
     value = response.headers.get(name)
-    if value is None or not value.strip().isdigit():
+    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
         return None
     return int(value.strip())

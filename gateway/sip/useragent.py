@@ -366,6 +366,11 @@ class UserAgent:
         if method == "CANCEL":
             self._on_cancel(event)
             return
+        required = [o.strip() for o in request.headers.get_list("Require") if o.strip()]
+        if required and method != "ACK":
+            # No extension is supported (100rel, timer...): RFC 3261 §8.2.2.3.
+            self.respond(tx, request, 420, headers=[("Unsupported", ", ".join(required))])
+            return
         to_tag = request.to_addr.tag
         if to_tag:
             call = self._dialogs.get((request.call_id, to_tag))

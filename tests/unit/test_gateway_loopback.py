@@ -164,3 +164,62 @@ async def test_unknown_source_reaches_no_call(pair: tuple[Gateway, Gateway]) -> 
     await call.wait_ended(timeout=5)
     assert call.end_status == 404
     assert a.active_calls() == []
+
+
+def raw_request(
+    method: str, target: str, extra: str = "", source_port: int = 0
+) -> tuple[bytes, int]:
+    branch = f"z9hG4bK{method.lower()}{source_port}"
+    text = (
+        f"{method} {target} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {B_IP}:{{port}};branch={branch};rport\r\n"
+        f"From: <sip:tester@{B_IP}>;tag=t1\r\nTo: <{target}>\r\n"
+        f"Call-ID: raw-{method}-{source_port}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:tester@{B_IP}:{{port}}>\r\n{extra}Content-Length: 0\r\n\r\n"
+    )
+    return text.encode(), source_port
+
+
+async def exchange(a: Gateway, payloads: list[bytes], expect: int) -> list[bytes]:
+    """Send raw datagrams to A from B's address; collect up to ``expect`` replies (1 s max)."""
+    assert a.ua is not None
+    loop = asyncio.get_running_loop()
+    replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Collect(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            replies.put_nowait(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Collect, local_addr=(B_IP, 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        for payload in payloads:
+            transport.sendto(payload.replace(b"{port}", str(port).encode()), (A_IP, a.ua.listen[1]))
+        got: list[bytes] = []
+        while len(got) < expect:
+            try:
+                got.append(await asyncio.wait_for(replies.get(), 1.0))
+            except TimeoutError:
+                break
+        return got
+    finally:
+        transport.close()
+
+
+async def test_options_require_and_garbage(pair: tuple[Gateway, Gateway]) -> None:
+    a, _ = pair
+    options, _ = raw_request("OPTIONS", f"sip:600@{A_IP}")
+    (reply,) = await exchange(a, [options], 1)
+    assert reply.startswith(b"SIP/2.0 200 OK\r\n")
+    assert b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE" in reply
+    invite, _ = raw_request("INVITE", f"sip:600@{A_IP}", "Require: 100rel, timer\r\n", 1)
+    (reply,) = await exchange(a, [invite], 1)
+    assert reply.startswith(b"SIP/2.0 420 Bad Extension\r\n")
+    assert b"Unsupported: 100rel, timer\r\n" in reply
+    garbage = [b"\x00\xff" * 50, b"INVITE sip:x SIP/2.0\r\nVia: nonsense\r\n\r\n", b"\r\n\r\n"]
+    bad_length, _ = raw_request("OPTIONS", f"sip:600@{A_IP}", "Content-Length: 999\r\n", 2)
+    replies = await exchange(a, [*garbage, bad_length.replace(b"Content-Length: 0\r\n", b"")], 4)
+    assert [r.split(b"\r\n")[0][:12] for r in replies] == [b"SIP/2.0 400 "]
+    # Still alive and serving.
+    (reply,) = await exchange(a, [options], 1)
+    assert reply.startswith(b"SIP/2.0 200 OK\r\n")
