@@ -84,7 +84,7 @@ unit313:
 interop: deps $(VENV)
 	$(VENV)/bin/pytest tests/interop -m interop -q
 
-bench: $(VENV)
+bench: deps $(VENV)
 	@if [ -f bench/run.py ]; then
 	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 	else

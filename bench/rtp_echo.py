@@ -114,16 +114,16 @@ class EchoUas(asyncio.DatagramProtocol):
                 "",
             ]
         )
-        tag = secrets.token_hex(4)
+        contact = f"Contact: <sip:echo@{self.ip}:{self._port()}>"
         answer = self._response(
             headers,
             "200 OK",
-            to_tag=tag,
-            extra=[f"Contact: <sip:echo@{self.ip}:{self._port()}>", "Content-Type: application/sdp"],
+            to_tag=secrets.token_hex(4),
+            extra=[contact, "Content-Type: application/sdp"],
             body=sdp,
         )
         self.pending.discard(call_id)
-        self.calls[call_id] = cast(asyncio.DatagramTransport, transport)
+        self.calls[call_id] = transport
         self.answers[call_id] = answer
         self._send(answer, addr)
 
@@ -165,9 +165,7 @@ async def serve(ip: str, port: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    transport, uas = await loop.create_datagram_endpoint(
-        lambda: EchoUas(ip), local_addr=(ip, port)
-    )
+    transport, uas = await loop.create_datagram_endpoint(lambda: EchoUas(ip), local_addr=(ip, port))
     try:
         await stop.wait()
     finally:

@@ -112,7 +112,17 @@ class Gateway:
                 )
         self.ua.lines = self.lines
         if accounts:
-            self.registrar = Registrar(accounts, user_agent=sip.user_agent)
+            # One registrar serves every ATA line; it challenges with the
+            # union of their algorithms, in the order the lines list them.
+            algorithms = tuple(
+                dict.fromkeys(
+                    a
+                    for c in self.config.lines
+                    if isinstance(c, AtaLineConfig) and c.enabled and c.username
+                    for a in c.auth_algorithms
+                )
+            )
+            self.registrar = Registrar(accounts, user_agent=sip.user_agent, algorithms=algorithms)
             self.ua.on_register = self.registrar.handle_register
             self.ua.authenticate_invite = self.registrar.authenticate_invite
         self.ua.on_incoming_call = self._on_incoming
@@ -245,23 +255,26 @@ class Gateway:
         line = self.lines.get(line_name)
         if line is None:
             raise KeyError(f"no such line: {line_name}")
+        to_uri: SipUri | None = None
         if target.startswith(("sip:", "sips:")):
             uri = SipUri.parse(target)
         elif line.kind == "provider":
             uri = SipUri(host=line.domain, user=target)
+        elif line.ata_target is not None:
+            # A registered ATA is reached at its Contact (RFC 3261 §10.3 retargeting);
+            # the number it should ring or dial goes in To.
+            uri = line.ata_target
+            to_uri = SipUri(host=line.ata_target.host, port=line.ata_target.port, user=target)
         else:
-            if line.ata_target is None:
-                networks = line.sources.networks
-                if not networks:
-                    raise ConnectionError(
-                        f"line {line_name}: the ATA is not registered and has no address"
-                    )
-                uri = SipUri(host=str(networks[0].network_address), user=target)
-            else:
-                uri = SipUri(host=line.ata_target.host, port=line.ata_target.port, user=target)
+            networks = line.sources.networks
+            if not networks:
+                raise ConnectionError(
+                    f"line {line_name}: the ATA is not registered and has no address"
+                )
+            uri = SipUri(host=str(networks[0].network_address), user=target)
         from_user = line.username or "linegram"
         from_addr = Address(uri=SipUri(host=line.domain or self.ua.listen[0], user=from_user))
-        call = await self.ua.dial(line, uri, from_addr)
+        call = await self.ua.dial(line, uri, from_addr, to_uri)
         self._log_call(call)
         return call
 

@@ -281,6 +281,10 @@ class AtaLineConfig(_LineBase):
     kind: Literal["ata"] = field(default="ata", init=False)
     username: str = ""
     password: Secret = field(default_factory=Secret)
+    # Digest algorithms the registrar challenges with, first preferred. MD5
+    # alone by default: some ATAs (and baresip 1.0) give up when any
+    # challenge uses an algorithm they lack.
+    auth_algorithms: tuple[str, ...] = ("MD5",)
 
 
 LineConfig = ProviderLineConfig | AtaLineConfig
@@ -592,7 +596,8 @@ _PROVIDER_KEYS = (
     "expires",
     "keepalive",
 )
-_ATA_KEYS = ("username", "password")
+_ATA_KEYS = ("username", "password", "auth_algorithms")
+AUTH_ALGORITHMS = ("MD5", "SHA-256")
 
 
 def _parse_codecs(t: _Table) -> tuple[str, ...]:
@@ -690,7 +695,17 @@ def _parse_ata(t: _Table, common: dict[str, Any]) -> AtaLineConfig:
         t.error("password", "required when username is set (the ATA registers with digest auth)")
     if password and not username:
         t.error("username", "required when password is set")
-    return AtaLineConfig(**common, username=username, password=password)
+    algorithms = t.strings("auth_algorithms", ("MD5",))
+    if t.has("auth_algorithms") and isinstance(t.raw("auth_algorithms"), list):
+        expected = " or ".join(_show(a) for a in AUTH_ALGORITHMS)
+        if not algorithms:
+            t.error("auth_algorithms", f"must not be empty (supported: {expected})")
+        for i, algorithm in enumerate(algorithms):
+            if algorithm not in AUTH_ALGORITHMS:
+                t.error(f"auth_algorithms[{i}]", f"must be {expected}, got {_show(algorithm)}")
+            elif algorithm in algorithms[:i]:
+                t.error(f"auth_algorithms[{i}]", f"{_show(algorithm)} is listed twice")
+    return AtaLineConfig(**common, username=username, password=password, auth_algorithms=algorithms)
 
 
 def _fill_derived(line: LineConfig) -> LineConfig:
@@ -869,7 +884,11 @@ def _line_to_dict(line: LineConfig) -> dict[str, Any]:
             keepalive=line.keepalive,
         )
     else:
-        out.update(username=line.username, password=line.password.reveal())
+        out.update(
+            username=line.username,
+            password=line.password.reveal(),
+            auth_algorithms=list(line.auth_algorithms),
+        )
     return out
 
 

@@ -146,6 +146,11 @@ class JitterBuffer:
     # ---- output --------------------------------------------------------
 
     @property
+    def started(self) -> bool:
+        """True once a packet has set the playout timeline (until a reset)."""
+        return self._started
+
+    @property
     def depth_ms(self) -> int:
         """Audio buffered ahead of playout, holes included."""
         if not self._started:
@@ -203,6 +208,24 @@ class JitterBuffer:
         self._seen.append(sequence)
         self._seen_set.add(sequence)
 
+    def skip_prefill(self, ms: int) -> int:
+        """Drop up to ``ms`` of the silence still due before the first packet; never audio.
+
+        The session calls this when its first pop came late (a missed tick
+        right after the first packet): that lateness is unplanned delay the
+        buffer would otherwise keep, until the shrink rule drops real audio.
+        Returns the milliseconds skipped.
+        """
+        if not self._started:
+            return 0
+        prefill = ts_diff(self._first, self._play)
+        samples = min(ms * SAMPLES_PER_MS, prefill)
+        samples -= samples % _SUB
+        if samples <= 0:
+            return 0
+        self._skip(samples)
+        return samples // SAMPLES_PER_MS
+
     def _trim(self) -> None:
         """Give back delay above the target (overflow, or spare for a whole window)."""
         depth = ts_diff(self._end, self._play)
@@ -215,8 +238,11 @@ class JitterBuffer:
         self._min_depth = min(self._min_depth, depth)
         self._pops += 1
         if self._pops >= _SHRINK_WINDOW:
-            # a whole spare packet throughout the window: never the steady state
-            if self._min_depth >= target + 2 * self.ptime * SAMPLES_PER_MS:
+            # Depth is read just before a pop and counts the packet that may
+            # have arrived a moment earlier, so the steady state reaches
+            # target + 2 ptime by tick phase alone; only a packet beyond that,
+            # held for the whole window, is spare delay.
+            if self._min_depth >= target + 3 * self.ptime * SAMPLES_PER_MS:
                 self._skip(_SUB)
             self._pops = 0
             self._min_depth = 1 << 30

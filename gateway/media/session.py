@@ -180,6 +180,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._peer_ssrc: int | None = None
         self._last_rx = 0.0
         self._timed_out = False
+        self._first_audio_at: float | None = None  # arrival of the packet that started playout
         # latching
         self._sdp_remote: Address | None = None
         self._send_to: Address | None = None
@@ -347,6 +348,13 @@ class RtpSession(asyncio.DatagramProtocol):
             self._tick_send(params)
 
     def _tick_receive(self, now: float, params: MediaParams) -> None:
+        if self._first_audio_at is not None:
+            # The first pop should come within one ptime of the first packet;
+            # any later is a missed tick, not network jitter: don't keep it.
+            late_ms = int((now - self._first_audio_at) * 1000) - params.ptime
+            self._first_audio_at = None
+            if late_ms >= 10:
+                self._jitter.skip_prefill(late_ms)
         frame = self._jitter.pop()
         if self.on_audio is not None:
             try:
@@ -498,6 +506,8 @@ class RtpSession(asyncio.DatagramProtocol):
         if codec is None:
             return  # comfort noise: the jitter buffer conceals, then plays silence
         pcm = codec.decode(packet.payload)
+        if not self._jitter.started:
+            self._first_audio_at = now
         self._jitter.put(packet.sequence, packet.timestamp, pcm, ssrc=packet.ssrc)
 
     def _accept_source(self, addr: Address) -> bool:

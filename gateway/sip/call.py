@@ -608,9 +608,16 @@ class OutgoingCall(SipCall):
     direction: Literal["in", "out"] = "out"
 
     def __init__(
-        self, ua: UserAgent, line: LineContext, target: SipUri, from_addr: Address
+        self,
+        ua: UserAgent,
+        line: LineContext,
+        target: SipUri,
+        from_addr: Address,
+        to_uri: SipUri | None = None,
     ) -> None:
-        super().__init__(ua, line, Address(uri=target))
+        # `target` is the Request-URI; `to_uri` the party as dialled, when the
+        # request is retargeted (a registered ATA is reached at its Contact).
+        super().__init__(ua, line, Address(uri=to_uri or target))
         self.target = target
         self.from_addr = from_addr
         self.call_id = new_call_id()
@@ -637,7 +644,7 @@ class OutgoingCall(SipCall):
             "From",
             str(Address(self.from_addr.uri, self.from_addr.display_name, {"tag": self.local_tag})),
         )
-        headers.add("To", str(Address(uri=self.target)))
+        headers.add("To", str(Address(uri=self.remote.uri)))
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", str(CSeq(self.cseq, "INVITE")))
         for route in self.ua.routes_for(self.line):

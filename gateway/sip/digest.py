@@ -470,8 +470,10 @@ class DigestServer:
         canon = [_canonical_algorithm(a) for a in algorithms]
         if not canon:
             raise ValueError("at least one digest algorithm is needed")
-        # SHA-256 first so clients that take the topmost header use it (RFC 8760 §2.4).
-        self.algorithms = tuple(sorted(canon, key=lambda a: -_STRENGTH[a]))
+        # Challenges go out in the order given: the first is the preferred one
+        # (RFC 8760 §2.4). Clients that read only the first header exist, so
+        # the caller chooses between strength first and compatibility first.
+        self.algorithms = tuple(dict.fromkeys(canon))
         self.realm = realm
         self.nonce_ttl = nonce_ttl
         self._key = secret_key

@@ -54,11 +54,13 @@ class Registrar:
         *,
         user_agent: str,
         realm: str = "linegram",
+        algorithms: tuple[str, ...] = ("MD5", "SHA-256"),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.accounts = {a.username: a for a in accounts}
         self.user_agent = user_agent
-        self.digest = DigestServer(realm, secrets.token_bytes(32))
+        # The order is the preference (RFC 8760 §2.4); see AtaLineConfig.auth_algorithms.
+        self.digest = DigestServer(realm, secrets.token_bytes(32), algorithms=algorithms)
         self.bindings: dict[str, Binding] = {}
         self.clock = clock
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.errors import DigestError, SipParseError
-from gateway.sip.digest import choose_challenge
+from gateway.sip.digest import Challenge, choose_challenge
 from gateway.sip.line import LineContext
 from gateway.sip.message import (
     Address,
@@ -102,6 +102,7 @@ class Registration:
         self._keepalive_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._local_ip: str | None = None
+        self._challenge: tuple[str, Challenge] | None = None  # the last one answered
 
     # -- life ------------------------------------------------------------------
 
@@ -162,6 +163,13 @@ class Registration:
         if expires and self.status.state is not RegistrationState.REGISTERED:
             self._set(RegistrationState.REGISTERING, self.status.last_error)
         auth: tuple[str, str] | None = None
+        preemptive = False
+        if self._challenge is not None and self.line.digest is not None:
+            # Refreshes answer the last challenge again (nc counts up), which
+            # saves a round trip; a registrar that wants a new nonce says so.
+            header, challenge = self._challenge
+            value = self.line.digest.authorize(challenge, "REGISTER", str(self.registrar))
+            auth, preemptive = (header, value), True
         attempts = 0
         relearned = False
         while attempts < 6:
@@ -190,11 +198,15 @@ class Registration:
                 except DigestError as exc:
                     self._fail(f"unusable challenge: {exc}")
                     return None
-                if auth is not None and not digest.is_stale_retry(challenge):
+                if auth is not None and not preemptive and not digest.is_stale_retry(challenge):
+                    self._challenge = None
                     self._fail(f"{status} {response.reason}: wrong username or password")
                     return None
+                preemptive = False
                 value = digest.authorize(challenge, "REGISTER", str(self.registrar))
-                auth = ("Authorization" if status == 401 else "Proxy-Authorization", value)
+                name = "Authorization" if status == 401 else "Proxy-Authorization"
+                auth = (name, value)
+                self._challenge = (name, challenge)
                 continue
             if status == 423:
                 minimum = _int_header(response, "Min-Expires")

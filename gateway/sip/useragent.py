@@ -271,9 +271,11 @@ class UserAgent:
 
     # -- calls -------------------------------------------------------------------
 
-    async def dial(self, line: LineContext, target: SipUri, from_addr: Address) -> OutgoingCall:
+    async def dial(
+        self, line: LineContext, target: SipUri, from_addr: Address, to_uri: SipUri | None = None
+    ) -> OutgoingCall:
         await self.resolve(self.next_hop_for(line, target))
-        call = OutgoingCall(self, line, target, from_addr)
+        call = OutgoingCall(self, line, target, from_addr, to_uri)
         self.calls[call.id] = call
         try:
             await call.start()

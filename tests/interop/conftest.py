@@ -17,7 +17,7 @@ import pytest
 
 from tests.interop.peers.harness import Peers
 from tests.interop.peers.pcap import TestMedia, build_media
-from tests.interop.peers.procs import LogBook
+from tests.interop.peers.procs import LogBook, kill_leftovers
 
 LOGBOOK = pytest.StashKey[LogBook]()
 TOOLS = ("sipp", "kamailio", "baresip")
@@ -41,6 +41,13 @@ def pytest_runtest_makereport(
         for name, text in book.tails():
             report.sections.append((f"peer log: {name}", text))
     return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Peers whose fixture teardown never ran (a killed event loop) are killed here."""
+    leftovers = kill_leftovers()
+    if leftovers:
+        session.config.get_terminal_writer().line(f"interop: killed leftover {leftovers}")
 
 
 @pytest.fixture

@@ -234,3 +234,12 @@ async def test_baresip_calls_sipp_and_both_hear_each_other(peers: Peers, media: 
     assert rate == 8000
     lag = best_envelope_lag(envelope(g711.alaw_decode(media.speech_alaw)), envelope(heard), 150)
     assert lag.score > 0.9, lag
+
+
+async def test_baresip_registers_with_md5_digest_to_kamailio(peers: Peers) -> None:
+    kamailio = await peers.kamailio(KamailioVariant("MD5"))
+    await peers.baresip(burst_pattern(1.0), register=("alice", kamailio.hostport, USERS["alice"]))
+    [binding] = await kamailio.log.wait_for(REGISTERED, within=5)
+    assert binding["user"] == "alice"
+    assert binding["contact"].startswith("<sip:alice-")  # baresip appends an instance tag
+    assert "@127.0.0.13:" in binding["contact"]

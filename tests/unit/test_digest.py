@@ -427,9 +427,10 @@ def test_server_challenge_headers_layout() -> None:
     assert Challenge.parse(server.challenge_headers(now=5.0)[0]).nonce != stale.nonce
 
 
-def test_server_algorithms_are_sorted_strongest_first() -> None:
-    server = _server(algorithms=("md5", "sha-256"))
-    assert server.algorithms == ("SHA-256", "MD5")
+def test_server_algorithms_keep_the_callers_order() -> None:
+    server = _server(algorithms=("md5", "sha-256", "MD5"))
+    assert server.algorithms == ("MD5", "SHA-256")
+    assert _server(algorithms=("SHA-256", "MD5")).algorithms == ("SHA-256", "MD5")
     with pytest.raises(DigestError, match="^unsupported digest algorithm 'SHA-1'$"):
         _server(algorithms=("SHA-1",))
 

@@ -202,3 +202,13 @@ def test_bad_parameters() -> None:
         JitterBuffer(target_ms=55)
     with pytest.raises(ValueError, match="ptime 25 ms"):
         JitterBuffer(ptime=25)
+
+
+def test_skip_prefill_drops_only_silence() -> None:
+    jb = JitterBuffer(target_ms=60)
+    jb.put(0, 0, frame(0))
+    jb.put(1, 160, frame(1))
+    assert jb.skip_prefill(100) == 60  # only the 60 ms of prefill exist
+    assert [jb.pop(), jb.pop()] == [frame(0), frame(1)]
+    assert jb.skip_prefill(100) == 0
+    assert jb.stats.dropped == 0

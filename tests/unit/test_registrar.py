@@ -64,12 +64,12 @@ def answer(
     return register(user, auth=f"Authorization: {value}\r\n", **kw)
 
 
-def test_challenge_offers_sha256_then_md5() -> None:
+def test_challenge_offers_md5_first_for_simple_atas_then_sha256() -> None:
     registrar, _, _ = make()
     response = registrar.handle_register(register(), SOURCE)
     values = response.headers.get_all("WWW-Authenticate")
     assert response.status == 401
-    assert [v.split("algorithm=")[1].split(",")[0] for v in values] == ["SHA-256", "MD5"]
+    assert [v.split("algorithm=")[1].split(",")[0] for v in values] == ["MD5", "SHA-256"]
     assert all('qop="auth"' in v for v in values)
 
 

@@ -228,11 +228,18 @@ async def test_public_address_from_received_and_rport_becomes_contact(closer: li
     assert line.public_address == ("203.0.113.5", 40000)
 
 
-async def test_refreshes_before_expiry(closer: list[object]) -> None:
-    fake, ua, line = await open_pair(lambda r, f: f.ok(r, 2))
+async def test_refreshes_before_expiry_answering_the_last_challenge(closer: list[object]) -> None:
+    def policy(request: SipRequest, fake: FakeRegistrar) -> SipResponse:
+        return fake.ok(request, 2) if fake.authenticated(request) else fake.challenge(request)
+
+    fake, ua, line = await open_pair(policy)
     reg = registration(ua, line)
     closer += [reg, ua, fake]
     reg.start()
-    await wait_for(lambda: len(fake.requests) >= 2, seconds=3.0)
+    await wait_for(lambda: len(fake.requests) >= 3, seconds=3.0)
     assert reg.status.state is RegistrationState.REGISTERED
-    assert fake.requests[1].cseq.number == fake.requests[0].cseq.number + 1
+    challenged, first, refresh = fake.requests[:3]
+    assert challenged.headers.get("Authorization") is None
+    assert refresh.cseq.number == first.cseq.number + 1
+    # The refresh carries credentials at once, with the nonce count moved on.
+    assert "nc=00000002" in (refresh.headers.get("Authorization") or "")

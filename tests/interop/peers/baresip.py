@@ -12,7 +12,12 @@ Not an RFC module.  Facts (Debian bookworm's baresip 1.0.0):
   the first non-loopback interface, unreachable here).
 * ctrl_tcp: send ``<len>:{"command":..,"params":..,"token":..},``; responses
   carry ``"response":true`` and the token, events ``"event":true`` and a
-  ``type`` such as ``CALL_ESTABLISHED`` or ``CALL_CLOSED``.
+  ``type`` such as ``CALL_ESTABLISHED`` or ``CALL_CLOSED``.  Events before the
+  client connects are lost: ``REGISTER_OK`` of the start-up registration is.
+* digest: MD5 only, and libre answers the *first* ``WWW-Authenticate`` or
+  fails with ENOSYS ("Register: Function not implemented") when that one is
+  SHA-256, even if an MD5 challenge follows.  It omits ``algorithm=`` in its
+  answer.  An account without ``;transport=udp`` registers over UDP too.
 """
 
 from __future__ import annotations
@@ -167,9 +172,21 @@ class ControlClient:
 
 
 class Baresip:
-    """One baresip with a direct (non-registering, auto-answering) account ``bob``."""
+    """One baresip with an auto-answering account.
 
-    def __init__(self, run_dir: Path, logbook: LogBook, source_pcm: bytes) -> None:
+    By default the account is direct (``sip:bob@127.0.0.13:port``, no
+    registration); with *register* = ``(user, "host:port", password)`` it
+    registers to that registrar every 60 s with digest auth (baresip 1.0
+    answers MD5 challenges only).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        logbook: LogBook,
+        source_pcm: bytes,
+        register: tuple[str, str, str] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port_pair(BARESIP_IP)
@@ -184,8 +201,15 @@ class Baresip:
             self.port, self.ctrl_port, rtp_min, rtp_min + 19, self.source_path, self.snd_dir
         )
         (run_dir / "config").write_text(config)
-        account = f"<sip:{USER}@{BARESIP_IP}:{self.port}>;regint=0;answermode=auto"
-        (run_dir / "accounts").write_text(account + ";audio_codecs=PCMA,PCMU\n")
+        if register is None:
+            self.user = USER
+            account = f"<sip:{USER}@{BARESIP_IP}:{self.port}>;regint=0"
+        else:
+            self.user, registrar, password = register
+            account = f"<sip:{self.user}@{registrar}>;auth_pass={password};regint=60"
+        account += ";answermode=auto;audio_codecs=PCMA,PCMU\n"
+        (run_dir / "accounts").write_text(account)
+        logbook.add("baresip accounts", run_dir / "accounts")
         logbook.add("baresip config", run_dir / "config")
         self.process = ManagedProcess(
             "baresip", [BARESIP, "-f", str(run_dir), "-v"], run_dir / "baresip.log", logbook
@@ -194,7 +218,7 @@ class Baresip:
 
     @property
     def uri(self) -> str:
-        return f"sip:{USER}@{BARESIP_IP}:{self.port}"
+        return f"sip:{self.user}@{BARESIP_IP}:{self.port}"
 
     async def start(self, within: float = 10.0) -> None:
         await self.process.start()

@@ -191,6 +191,9 @@ class InProcessGateway:
         self._saved_level = logger.level
         logger.setLevel(logging.DEBUG)
         logger.addHandler(handler)
+        # The file is attached to failure reports; pytest's own capture of the
+        # same DEBUG records would only repeat it.
+        logger.propagate = False
         self._handler = handler
 
     async def start(self) -> Any:
@@ -219,5 +222,23 @@ class InProcessGateway:
                 logger = logging.getLogger("gateway")
                 logger.removeHandler(self._handler)
                 logger.setLevel(self._saved_level)
+                logger.propagate = True
                 self._handler.close()
                 self._handler = None
+
+
+async def feed_audio(call: Any, pcm: bytes, frame_ms: int = 20, lead_ms: int = 60) -> None:
+    """Write *pcm* to ``call.write_audio`` in real time, on an absolute schedule.
+
+    The gateway's send queue holds 200 ms and drops older audio beyond that, so
+    writing everything at once would lose most of it; a small lead keeps the
+    queue from running dry between two event-loop wake-ups.
+    """
+    loop = asyncio.get_running_loop()
+    step = 16 * frame_ms  # bytes of 8 kHz s16le per frame
+    lead = 16 * lead_ms
+    call.write_audio(pcm[:lead])
+    start = loop.time()
+    for n, offset in enumerate(range(lead, len(pcm), step)):
+        await asyncio.sleep(max(0.0, start + n * frame_ms / 1000 - loop.time()))
+        call.write_audio(pcm[offset : offset + step])

@@ -16,9 +16,10 @@ from typing import Any
 
 from tests.interop.peers.baresip import Baresip
 from tests.interop.peers.gateway import GatewayProcess, InProcessGateway
+from tests.interop.peers.hostile import scanner
 from tests.interop.peers.kamailio import Kamailio, KamailioVariant
 from tests.interop.peers.net import SIPP_IP
-from tests.interop.peers.procs import STOP_GRACE, LogBook
+from tests.interop.peers.procs import STOP_GRACE, LogBook, ManagedProcess
 from tests.interop.peers.rtp_capture import RtpCapture
 from tests.interop.peers.sipp import Sipp, open_media
 
@@ -55,11 +56,6 @@ class Peers:
 
     # -- media sockets -----------------------------------------------------------
 
-    async def capture(self, ip: str, port: int = 0) -> RtpCapture:
-        capture = await RtpCapture.open(ip, port)
-        self._own(f"capture {capture.address}", _closer(capture))
-        return capture
-
     async def sipp_media(self, ip: str = SIPP_IP) -> tuple[RtpCapture, int]:
         """A capture on the port a sipp run will advertise, and the ``-mp`` for that run."""
         capture, media_port = await open_media(ip)
@@ -80,8 +76,10 @@ class Peers:
         await kamailio.start()
         return kamailio
 
-    async def baresip(self, source_pcm: bytes) -> Baresip:
-        baresip = Baresip(self.directory("baresip"), self.logbook, source_pcm)
+    async def baresip(
+        self, source_pcm: bytes, register: tuple[str, str, str] | None = None
+    ) -> Baresip:
+        baresip = Baresip(self.directory("baresip"), self.logbook, source_pcm, register)
         self._own("baresip", baresip.stop)
         await baresip.start()
         return baresip
@@ -92,6 +90,12 @@ class Peers:
         self._own("gateway", gateway.stop)
         await gateway.start()
         return gateway
+
+    def scanner(self, tool: str, args: list[str], source_ip: str) -> ManagedProcess:
+        """A sipvicious run (not started), stopped at teardown if still running."""
+        process = scanner(tool, args, source_ip, self.directory(f"sipvicious-{tool}"), self.logbook)
+        self._own(f"sipvicious {tool}", process.stop)
+        return process
 
     async def gateway_in_process(self, config: dict[str, Any]) -> InProcessGateway:
         """``gateway.app.Gateway`` in this event loop, started."""

@@ -8,7 +8,9 @@ Kamailio 5.6.3, Debian bookworm):
   ``pv_www_authenticate(realm, passwd, flags)`` verifies with the same hash.
   One algorithm per process, so the suite runs one Kamailio per variant (the
   per-call ``auth_algorithm()`` function only came with 5.8).
-* ``www_challenge(realm, "1")`` adds ``qop="auth"``; flag 0 gives no qop.
+* ``www_challenge(realm, "1")`` adds ``qop="auth"``; flag 0 gives no qop; the same for
+  ``proxy_challenge`` (407) and ``pv_proxy_authenticate``, used here for INVITEs
+  whose From domain is the registrar (calls from a subscriber).
 * ``pv_www_authenticate`` with an empty password logs an ERROR; unknown users
   get a placeholder password instead.
 * ``registrar`` ``min_expires_mode`` 1 answers 423 with Min-Expires instead of
@@ -34,7 +36,7 @@ from tests.interop.peers.sipmsg import wait_answering
 KAMAILIO = "/usr/sbin/kamailio"
 MODULE_DIR = "/usr/lib/x86_64-linux-gnu/kamailio/modules/"
 REALM = "linegram.test"
-USERS: Mapping[str, str] = {"alice": "alice-secret-42"}
+USERS: Mapping[str, str] = {"alice": "alice-secret-42", "bob": "bob-secret-17"}
 MODULES = (
     "tm",
     "sl",
@@ -71,6 +73,16 @@ def _module_dir() -> str:
         if Path(candidate).is_dir():
             return candidate
     return MODULE_DIR
+
+
+_REGISTERED_LOG = (
+    "LGX registered user=$au alg=$aa cnonce=$adc contact=$ct expires=$hdr(Expires) src=$si:$sp"
+)
+
+
+def has_cnonce(match: re.Match[str]) -> bool:
+    """Whether a logged request carried a cnonce (``$adc`` is empty or ``<null>`` if not)."""
+    return match["cnonce"] not in ("", "<null>")
 
 
 def kamailio_cfg(ip: str, port: int, variant: KamailioVariant, users: Mapping[str, str]) -> str:
@@ -110,6 +122,17 @@ request_route {{
 		sl_send_reply("200", "OK");
 		exit;
 	}}
+	if (is_method("INVITE") && $fd == "{ip}") {{
+		# A call from one of our subscribers: proxy authentication (407).
+		route(PASSWORD);
+		if (!pv_proxy_authenticate("{REALM}", "$var(pw)", "0")) {{
+			xlog("L_NOTICE", "LGX proxychallenge from=$fu user=$au ci=$ci\\n");
+			proxy_challenge("{REALM}", "{flags}");
+			exit;
+		}}
+		consume_credentials();
+		xlog("L_NOTICE", "LGX proxyauth user=$au alg=$aa cnonce=$adc ci=$ci\\n");
+	}}
 	if (is_method("INVITE")) {{ record_route(); }}
 	if (!lookup("location")) {{
 		xlog("L_NOTICE", "LGX notfound ruri=$ru\\n");
@@ -132,9 +155,13 @@ route[WITHINDLG] {{
 	exit;
 }}
 
-route[REGISTRAR] {{
+route[PASSWORD] {{
 	$var(pw) = "no-such-user-password";
 {passwords}
+}}
+
+route[REGISTRAR] {{
+	route(PASSWORD);
 	if (!pv_www_authenticate("{REALM}", "$var(pw)", "0")) {{
 		xlog("L_NOTICE", "LGX challenge user=$au src=$si:$sp ci=$ci\\n");
 		www_challenge("{REALM}", "{flags}");
@@ -145,14 +172,20 @@ route[REGISTRAR] {{
 		xlog("L_NOTICE", "LGX savefailed user=$au src=$si:$sp expires=$hdr(Expires)\\n");
 		exit;
 	}}
-	xlog("L_NOTICE", "LGX registered user=$au contact=$ct expires=$hdr(Expires) src=$si:$sp\\n");
+	xlog("L_NOTICE", "{_REGISTERED_LOG}\\n");
 	exit;
 }}
 """
 
 
-REGISTERED = re.compile(r"LGX registered user=(?P<user>\S+) contact=(?P<contact>.*) expires=")
+REGISTERED = re.compile(
+    r"LGX registered user=(?P<user>\S+) alg=(?P<alg>\S*) cnonce=(?P<cnonce>\S*) "
+    r"contact=(?P<contact>.*) expires=(?P<expires>\S+) src="
+)
 CHALLENGED = re.compile(r"LGX challenge user=(?P<user>\S+)")
+PROXY_AUTHENTICATED = re.compile(
+    r"LGX proxyauth user=(?P<user>\S+) alg=(?P<alg>\S*) cnonce=(?P<cnonce>\S*)"
+)
 RELAYED = re.compile(r"LGX relay method=(?P<method>\S+) to=(?P<to>\S+)")
 
 
@@ -205,6 +238,14 @@ class Kamailio:
 
     def registrations(self, user: str | None = None) -> list[re.Match[str]]:
         return [m for m in self.log.matches(REGISTERED) if user is None or m["user"] == user]
+
+    @staticmethod
+    def requested_expires(match: re.Match[str]) -> int | None:
+        """The expiry a logged REGISTER asked for: Contact ``expires`` param, else header."""
+        param = re.search(r";\s*expires=(\d+)", match["contact"])
+        if param:
+            return int(param.group(1))
+        return int(match["expires"]) if match["expires"].isdigit() else None
 
     def challenges(self) -> list[re.Match[str]]:
         return self.log.matches(CHALLENGED)

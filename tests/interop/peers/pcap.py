@@ -23,6 +23,10 @@ from tests.interop.peers import g711
 
 SIPP_PCAP_DIR = Path("/usr/share/sip-tester")  # Debian's sip-tester
 PCAP_MAGIC = 0xA1B2C3D4  # microsecond timestamps
+# Capture times start here, not at 0: sipp's pacer (send_packets.c do_sleep)
+# takes a zero timestamp for "no previous packet" and would send the second
+# packet of the file at once, 20 ms early.
+PCAP_EPOCH = 1_700_000_000
 LINKTYPE_ETHERNET = 1
 LINKTYPE_LINUX_SLL = 113
 
@@ -106,7 +110,7 @@ class TelephoneEvent:
 
 
 def _ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    total: int = sum(struct.unpack(f"!{len(header) // 2}H", header))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -128,18 +132,21 @@ def write_pcap(
     src: tuple[str, int] = ("192.0.2.1", 5000),
     dst: tuple[str, int] = ("192.0.2.2", 6000),
 ) -> None:
-    """Write ``(seconds, udp_payload)`` pairs as an Ethernet pcap, all from *src* to *dst*."""
+    """Write ``(seconds, udp_payload)`` pairs as an Ethernet pcap, all from *src* to *dst*.
+
+    *seconds* count from the start of the file (:data:`PCAP_EPOCH` is added).
+    """
     out = bytearray(struct.pack("<IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, 65535, LINKTYPE_ETHERNET))
     for at, payload in datagrams:
         frame = _frame(payload, src, dst)
-        usec = round(at * 1_000_000)
+        usec = round((PCAP_EPOCH + at) * 1_000_000)
         out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame))
         out += frame
     path.write_bytes(bytes(out))
 
 
 def read_pcap(path: Path) -> Iterator[tuple[float, bytes]]:
-    """``(seconds, udp_payload)`` of every IPv4/UDP packet of a classic pcap file."""
+    """``(capture time, udp_payload)`` of every IPv4/UDP packet of a classic pcap file."""
     data = path.read_bytes()
     magic = struct.unpack_from("<I", data)[0]
     if magic != PCAP_MAGIC:
@@ -157,7 +164,7 @@ def read_pcap(path: Path) -> Iterator[tuple[float, bytes]]:
         if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
             continue
         udp = ip[(ip[0] & 0x0F) * 4 :]
-        length = struct.unpack_from("!H", udp, 4)[0]
+        length: int = struct.unpack_from("!H", udp, 4)[0]
         yield sec + usec / 1_000_000, udp[8:length]
 
 
@@ -185,10 +192,6 @@ class TestMedia:
     dtmf_digits: str
     dtmf_duration_ms: int
     ssrc: int
-
-    @property
-    def speech_seconds(self) -> float:
-        return len(self.speech_alaw) / 8000
 
     def speech(self, payload_type: int) -> bytes:
         return {PT_PCMA: self.speech_alaw, PT_PCMU: self.speech_ulaw}[payload_type]

@@ -22,6 +22,21 @@ from pathlib import Path
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 TAIL_CHARS = 12000  # how much of each log a failure report shows
 
+# Every started process until it is stopped: the safety net for a test whose
+# event loop died (pytest-timeout) before its fixtures could stop their peers.
+_RUNNING: dict[int, ManagedProcess] = {}
+
+
+def kill_leftovers() -> list[str]:
+    """SIGKILL the process group of every peer still registered; their names."""
+    names = []
+    for pid, process in list(_RUNNING.items()):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        names.append(process.name)
+        del _RUNNING[pid]
+    return names
+
 
 @dataclass
 class LogBook:
@@ -150,6 +165,7 @@ class ManagedProcess:
                 env=self.env,
                 start_new_session=True,
             )
+        _RUNNING[self.proc.pid] = self
 
     async def wait(self, within: float) -> int:
         """The exit code; ``TimeoutError`` if it is still running after *within* s."""
@@ -177,6 +193,7 @@ class ManagedProcess:
                     await asyncio.wait_for(self.proc.wait(), grace)
         # Children of a peer that outlived their parent (same group) go too.
         self._signal_group(signal.SIGKILL)
+        _RUNNING.pop(self.proc.pid, None)
         return self.proc.returncode
 
     def output(self) -> str:

@@ -56,10 +56,6 @@ class RtpCapture(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         self.datagrams.append(Datagram(self._loop.time(), (str(addr[0]), addr[1]), data))
 
-    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
-        assert self.transport is not None
-        self.transport.sendto(data, addr)
-
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -174,6 +170,33 @@ def find_echo(
     return best
 
 
+def alignment(sent: bytes, received: bytes, frame: int = 160, align: int = 1) -> str:
+    """Where each *frame*-byte chunk of *sent* turns up in *received*, as runs of equal delay.
+
+    For failure messages: ``0:7360@+4480`` means sent bytes 0..7360 were found
+    4480 bytes later in the received stream; a jump in the delay is audio the
+    peer inserted (delay grows) or dropped (delay shrinks); ``missing`` chunks
+    were not found at all.
+    """
+    runs: list[tuple[int, int, int | None]] = []  # (start, end, delay or None)
+    cursor = 0
+    for start in range(0, len(sent) - frame + 1, frame):
+        chunk = sent[start : start + frame]
+        pos = received.find(chunk, cursor)
+        while pos >= 0 and pos % align != start % align:
+            pos = received.find(chunk, pos + 1)
+        delay = None if pos < 0 else pos - start
+        if pos >= 0:
+            cursor = pos + frame
+        if runs and runs[-1][2] == delay and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], start + frame, delay)
+        else:
+            runs.append((start, start + frame, delay))
+    parts = [f"{a}:{b}@{'missing' if d is None else f'{d:+d}'}" for a, b, d in runs[:12]]
+    more = f" ... ({len(runs) - 12} more runs)" if len(runs) > 12 else ""
+    return " ".join(parts) + more
+
+
 @dataclass(frozen=True)
 class Digit:
     digit: str
@@ -220,20 +243,6 @@ def rms(pcm: bytes) -> float:
     return math.sqrt(sum(x * x for x in s) / len(s)) if s else 0.0
 
 
-def goertzel_power(pcm: bytes, freq: float, rate: int = 8000) -> float:
-    """Relative power of *freq* in *pcm* (normalised by length and signal energy)."""
-    s = samples(pcm)
-    if not s:
-        return 0.0
-    coeff = 2 * math.cos(2 * math.pi * freq / rate)
-    q1 = q2 = 0.0
-    for x in s:
-        q1, q2 = coeff * q1 - q2 + x, q1
-    power = q1 * q1 + q2 * q2 - coeff * q1 * q2
-    energy = sum(x * x for x in s)
-    return power / (energy * len(s) / 2) if energy else 0.0
-
-
 def envelope(pcm: bytes, block: int = 80) -> list[float]:
     """RMS per *block* samples (10 ms at 8 kHz)."""
     s = samples(pcm)
@@ -277,6 +286,7 @@ class EchoReport:
 
     payload_type: int
     match: EchoMatch
+    alignment: str = ""
     sources: set[tuple[str, int]] = field(default_factory=set)
     events: list[Digit] = field(default_factory=list)
     payload_types: set[int] = field(default_factory=set)
@@ -284,8 +294,8 @@ class EchoReport:
     def __str__(self) -> str:
         events = ", ".join(f"{d.digit}/{d.duration_ms}ms" for d in self.events) or "none"
         return (
-            f"echo pt={self.payload_type}: {self.match}; payload types seen "
-            f"{sorted(self.payload_types)}; telephone-events back: {events}; "
+            f"echo pt={self.payload_type}: {self.match}; alignment {self.alignment}; "
+            f"payload types seen {sorted(self.payload_types)}; telephone-events back: {events}; "
             f"sources {sorted(self.sources)}"
         )
 
@@ -293,10 +303,22 @@ class EchoReport:
 def echo_report(capture: RtpCapture, payload_type: int, sent: bytes, silence: int) -> EchoReport:
     packets = capture.packets()
     received = payload_stream(packets, payload_type)
+    match = find_echo(sent, received, silence=silence)
     return EchoReport(
         payload_type,
-        find_echo(sent, received, silence=silence),
+        match,
+        "" if match.found else alignment(sent, received),
         capture.sources(),
         telephone_events(packets),
         {p.payload_type for p in packets},
     )
+
+
+def assert_contains(
+    sent: bytes, received: bytes, what: str, align: int = 1, silence: int | None = None
+) -> None:
+    """Fail with the alignment runs unless *received* holds all of *sent* contiguously."""
+    match = find_echo(sent, received, align=align, silence=silence)
+    if not match.found:
+        runs = alignment(sent, received, frame=160 * align, align=align)
+        raise AssertionError(f"{what}: {match}; alignment {runs}")

@@ -17,7 +17,6 @@ Not an RFC module.  Facts this wrapper relies on (checked on sipp 3.6.1):
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -86,12 +85,6 @@ class SippResult:
             for line in self._read("actions.log").splitlines()
             if line.startswith(prefix)
         ]
-
-    def received(self, pattern: str) -> list[str]:
-        """First lines of received messages matching *pattern* (a regex)."""
-        blocks = re.split(r"-{5,} [^\n]*\n", self.messages())
-        starts = [b.strip().splitlines()[0] for b in blocks if b.strip()]
-        return [s for s in starts if re.search(pattern, s)]
 
     def describe(self) -> str:
         """For assertion messages: exit code, sipp's errors, the end of the message trace."""
