@@ -200,6 +200,10 @@ def test_ata_line() -> None:
     assert line.username == "ata"
     assert line.password.reveal() == "ata-pw-1"
     assert line.allow == (ipaddress.ip_network("192.168.1.20/32"),)
+    assert line.auth_algorithms == ("MD5",)
+    both = {**data, "auth_algorithms": ["SHA-256", "MD5"]}
+    line = parse_config({"lines": [both]}, base_dir=BASE).lines[0]
+    assert isinstance(line, AtaLineConfig) and line.auth_algorithms == ("SHA-256", "MD5")
 
 
 def test_passwords_are_registered_for_redaction() -> None:
@@ -359,6 +363,14 @@ def test_passwords_are_registered_for_redaction() -> None:
         (
             {"lines": [{**ATA, "password": "pw"}]},
             "lines[0].username: required when password is set",
+        ),
+        (
+            {"lines": [{**ATA, "auth_algorithms": ["MD5", "SHA-1"]}]},
+            'lines[0].auth_algorithms[1]: must be "MD5" or "SHA-256", got "SHA-1"',
+        ),
+        (
+            {"lines": [{**ATA, "auth_algorithms": []}]},
+            'lines[0].auth_algorithms: must not be empty (supported: "MD5" or "SHA-256")',
         ),
         ({"lines": [{"name": "x"}]}, 'lines[0].kind: required: "provider" or "ata"'),
         ({"lines": [{"kind": "ata"}]}, 'lines[0].name: required (a short id like "home")'),

@@ -223,3 +223,71 @@ async def test_options_require_and_garbage(pair: tuple[Gateway, Gateway]) -> Non
     # Still alive and serving.
     (reply,) = await exchange(a, [options], 1)
     assert reply.startswith(b"SIP/2.0 200 OK\r\n")
+
+
+async def test_provider_line_registers_to_ata_line_with_sha256(tmp_path: Path) -> None:
+    """Our registrar against our own client: SHA-256 only, then calls both ways."""
+    a_cfg = parse_config(
+        config(
+            tmp_path,
+            A_IP,
+            31400,
+            [
+                {
+                    "name": "box",
+                    "kind": "ata",
+                    "username": "box7",
+                    "password": "box-pass-9921",
+                    "auth_algorithms": ["SHA-256"],
+                    "incoming": "echo",
+                }
+            ],
+        ),
+        base_dir=tmp_path,
+    )
+    b_cfg = parse_config(
+        config(
+            tmp_path,
+            B_IP,
+            31600,
+            [
+                {
+                    "name": "up",
+                    "kind": "provider",
+                    "registrar": f"{A_IP}:5060",
+                    "username": "box7",
+                    "password": "box-pass-9921",
+                    "expires": 120,
+                    "keepalive": 0,
+                    "incoming": "echo",
+                }
+            ],
+        ),
+        base_dir=tmp_path,
+    )
+    a = Gateway(a_cfg, Store.open(tmp_path / "a.db"))
+    b = Gateway(b_cfg, Store.open(tmp_path / "b.db"))
+    await a.start()
+    await b.start()
+    try:
+        for _ in range(300):
+            if b.line_status("up").state == "registered":
+                break
+            await asyncio.sleep(0.01)
+        assert b.line_status("up").state == "registered"
+        assert a.line_status("box").state == "registered"
+        assert a.registrar is not None and a.registrar.digest.algorithms == ("SHA-256",)
+        # A calls the registered "ATA" (B), which routes it to its echo.
+        call = await a.dial("box", "555")
+        await call.wait_answered(timeout=5)
+        assert call.remote.uri.user == "555"
+        await call.hang_up()
+        # B calls out through its provider line (A), reaching A's echo.
+        out = await b.dial("up", "600")
+        await out.wait_answered(timeout=5)
+        await out.hang_up()
+    finally:
+        await b.stop()
+        await a.stop()
+        a.store.close()
+        b.store.close()
