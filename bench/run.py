@@ -135,12 +135,12 @@ def vm_hwm_kib(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-def machine_times() -> tuple[int, int, int]:
-    """(total, busy, steal) jiffies of all CPUs from procfs ``stat``."""
+def machine_times() -> tuple[int, int, int, int]:
+    """(total, busy, softirq, steal) jiffies of all CPUs from procfs ``stat``."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     total = sum(values[:8])  # guest time is already inside user
     idle = values[3] + values[4]
-    return total, total - idle, values[7]
+    return total, total - idle, values[6], values[7]
 
 
 def snmp() -> dict[str, int]:
@@ -268,7 +268,10 @@ class Measurement:
     udp_no_ports: int = 0
     udp_rcvbuf_errors: int = 0
     machine_busy_pct: float = 0.0
+    machine_softirq_pct: float = 0.0
     machine_steal_pct: float = 0.0
+    bench_cpu_s: float = 0.0  # this process (the sink) in the window
+    unaccounted_core_s: float = 0.0  # machine busy minus target, sipp and this process
     sipp_returncode: int | None = None
     sipp_successful: int | None = None
     sipp_failed: int | None = None
@@ -444,9 +447,11 @@ async def measure(kind: str, calls: int, run: int, plan: Plan) -> Measurement:
         t0 = time.monotonic()
         c0 = (cpu_clock(target.process.pid), cpu_clock(sipp.pid))
         k0 = (cpu_ticks(target.process.pid), cpu_ticks(sipp.pid))
+        own0 = time.process_time()
         s0 = sink.snapshot()
         await asyncio.sleep(plan.seconds)
         s1 = sink.snapshot()
+        m.bench_cpu_s = time.process_time() - own0
         c1 = (cpu_clock(target.process.pid), cpu_clock(sipp.pid))
         k1 = (cpu_ticks(target.process.pid), cpu_ticks(sipp.pid))
         t1 = time.monotonic()
@@ -485,9 +490,13 @@ async def measure(kind: str, calls: int, run: int, plan: Plan) -> Measurement:
                 f"short echo: {m.calls_seen} of {calls} calls seen, slowest "
                 f"{m.per_call_audio_pps_min:.1f} audio pkt/s (want {PACKETS_PER_CALL_S})"
             )
-        total, busy, steal = (b - a for a, b in zip(mach0, mach1, strict=True))
-        m.machine_busy_pct = 100.0 * busy / total if total else 0.0
-        m.machine_steal_pct = 100.0 * steal / total if total else 0.0
+        total, busy, softirq, steal = (b - a for a, b in zip(mach0, mach1, strict=True))
+        if total:
+            m.machine_busy_pct = 100.0 * busy / total
+            m.machine_softirq_pct = 100.0 * softirq / total
+            m.machine_steal_pct = 100.0 * steal / total
+        busy_core_s = busy / os.sysconf("SC_CLK_TCK")
+        m.unaccounted_core_s = busy_core_s - m.target_cpu_s - m.sipp_cpu_s - m.bench_cpu_s
 
         # the rest of the calls, up to sipp's BYEs and its exit
         remaining = pcap_s + 15.0
@@ -602,19 +611,20 @@ def table(rows: list[dict[str, Any]]) -> str:
 def checks(results: list[Measurement]) -> str:
     head = (
         "| target | N | run | core-s/call-s | µs/pkt | pkt/s all / audio | per call min-max "
-        "| on grid % | drops tgt/sink | ICMP unreach | sipp ok/failed | log W/E | busy % |"
+        "| on grid % | drops tgt/sink | ICMP unreach | sipp ok/failed | log W/E | others (cores) |"
     )
     out = [head, "|" + "---|" * 13]
     for m in sorted(results, key=lambda m: (m.calls, m.target, m.run)):
         warn = m.log_levels.get("WARNING", 0)
         err = sum(m.log_levels.get(k, 0) for k in ("ERROR", "CRITICAL", "TRACEBACK"))
+        others = m.unaccounted_core_s / m.window_s if m.window_s else 0.0
         out.append(
             f"| {m.target} | {m.calls} | {m.run} | {m.core_s_per_call_s:.4f} "
             f"| {m.us_per_packet:.0f} | {m.echoed_pps:.1f} / {m.echoed_audio_pps:.1f} "
             f"| {m.per_call_audio_pps_min:.1f}-{m.per_call_audio_pps_max:.1f} "
             f"| {m.aligned_pct:.0f} "
             f"| {m.target_udp_drops}/{m.sink_udp_drops} | {m.icmp_unreachables} "
-            f"| {m.sipp_successful}/{m.sipp_failed} | {warn}/{err} | {m.machine_busy_pct:.0f} |"
+            f"| {m.sipp_successful}/{m.sipp_failed} | {warn}/{err} | {others:.2f} |"
         )
     return "\n".join(out)
 

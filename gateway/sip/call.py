@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-from gateway.errors import DigestError, SdpError
+from gateway.errors import DigestError, SdpError, SipParseError
 from gateway.media.session import MediaParams, RtpSession
 from gateway.sip import sdp
 from gateway.sip.dialog import CSeqOrderError, Dialog
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY"
 
 
 class CallState(enum.StrEnum):
@@ -117,6 +117,9 @@ class SipCall:
         self._reinvite_pending = False  # our re-INVITE is in flight (glare -> 491)
         self._awaiting_ack_answer = False  # we offered in a 2xx; the answer comes in the ACK
         self._last_offer: sdp.SessionDescription | None = None
+        self._refer_result: asyncio.Future[bool] | None = None  # our REFER's outcome
+        # Set by the call layer to accept a peer's REFER; returns False to decline.
+        self.on_refer: Callable[[SipUri], bool] | None = None
 
     # -- facts -------------------------------------------------------------
 
@@ -335,6 +338,7 @@ class SipCall:
         body: bytes = b"",
         content_type: str | None = None,
         force: bool = False,
+        extra: list[tuple[str, str]] | None = None,
     ) -> SipResponse | None:
         """Send a request inside the dialog and return its final response (None on timeout)."""
         if self.dialog is None or (self.state is CallState.ENDED and not force):
@@ -344,6 +348,7 @@ class SipCall:
             self.ua.via_for(self.line, self.dialog.remote_target),
             body=body,
             content_type=content_type,
+            extra=extra,
             user_agent=self.ua.user_agent,
         )
         return await self.ua.request_with_auth(self.line, request, next_hop)
@@ -408,10 +413,9 @@ class SipCall:
                 tx, request, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")]
             )
         elif method == "REFER":
-            # Transfer requested by the peer is not offered yet; refuse cleanly.
-            self.ua.respond(tx, request, 603, "Decline")
+            self._on_refer(request, tx)
         elif method == "NOTIFY":
-            self.ua.respond(tx, request, 200)
+            self._on_notify(request, tx)
         else:
             self.ua.respond(tx, request, 405, headers=[("Allow", ALLOW)])
 
@@ -471,6 +475,77 @@ class SipCall:
             return
         self.ua.respond(tx, request, 200)
         self._deliver_dtmf(*parsed)
+
+    # -- transfer (RFC 3515 REFER, RFC 3420 sipfrag) ------------------------------
+
+    async def refer(self, target: SipUri, timeout: float = 30.0) -> bool:
+        """Ask the peer to call ``target`` instead of us (blind transfer).
+
+        True once the peer reports (by NOTIFY) that the new call was
+        answered; False if it refuses the REFER, the new call fails, or
+        nothing final is heard within ``timeout`` seconds.  The caller hangs
+        up this call afterwards.
+        """
+        if self.state is not CallState.UP or self._refer_result is not None:
+            return False
+        self._refer_result = asyncio.get_running_loop().create_future()
+        try:
+            contact = self.ua.contact_for(self.line, self.remote.uri)
+            response = await self._in_dialog_request(
+                "REFER",
+                extra=[("Refer-To", str(Address(uri=target))), ("Referred-By", str(contact))],
+            )
+            if response is None or response.status not in (200, 202):
+                log.info("call %s: REFER refused: %s", self.id, response and response.status)
+                return False
+            return await asyncio.wait_for(self._refer_result, timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._refer_result = None
+
+    def _on_refer(self, request: SipRequest, tx: ServerTransaction) -> None:
+        values = request.headers.get_all("Refer-To")
+        if len(values) != 1:
+            self.ua.respond(tx, request, 400, "Exactly One Refer-To Required")
+            return
+        try:
+            target = Address.parse(values[0]).uri
+        except SipParseError:
+            self.ua.respond(tx, request, 400, "Bad Refer-To")
+            return
+        if self.on_refer is None or not target.is_sip or not self.on_refer(target):
+            self.ua.respond(tx, request, 603, "Decline")
+            return
+        self.ua.respond(tx, request, 202)
+        self.refer_progress(100, "Trying")
+
+    def refer_progress(self, status: int, reason: str) -> None:
+        """Tell the peer how the call it asked for is going (NOTIFY with a sipfrag).
+
+        A status of 200 or more ends the implicit subscription.
+        """
+        state = "active;expires=60" if status < 200 else "terminated;reason=noresource"
+        body = f"SIP/2.0 {status} {reason}\r\n".encode("ascii", "replace")
+        self.ua.spawn(
+            self._in_dialog_request(
+                "NOTIFY",
+                body=body,
+                content_type="message/sipfrag;version=2.0",
+                extra=[("Event", "refer"), ("Subscription-State", state)],
+            )
+        )
+
+    def _on_notify(self, request: SipRequest, tx: ServerTransaction) -> None:
+        self.ua.respond(tx, request, 200)
+        event = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if event != "refer" or self._refer_result is None or self._refer_result.done():
+            return
+        status_line = request.body.split(b"\n", 1)[0].decode("ascii", "replace").split()
+        if len(status_line) >= 2 and status_line[1].isdigit() and len(status_line[1]) == 3:
+            status = int(status_line[1])
+            if status >= 200:
+                self._refer_result.set_result(status < 300)
 
     def handle_ack(self, request: SipRequest) -> None:
         """ACK for our 2xx (to an INVITE or a re-INVITE)."""

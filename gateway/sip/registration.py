@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.errors import DigestError, SipParseError
+from gateway.sip.call import ALLOW
 from gateway.sip.digest import Challenge, choose_challenge
 from gateway.sip.line import LineContext
 from gateway.sip.message import (
@@ -252,7 +253,7 @@ class Registration:
             headers.add("Route", str(route))
         headers.add("Contact", str(contact))
         headers.add("Expires", str(expires))
-        headers.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
+        headers.add("Allow", ALLOW)
         headers.add("User-Agent", self.ua.user_agent)
         if auth is not None:
             headers.add(*auth)

@@ -20,6 +20,7 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.media.g711 import alaw_decode, alaw_encode
 from gateway.sip.call import CallState, EndReason
+from gateway.sip.uri import SipUri
 from gateway.store import Store
 
 A_IP, B_IP = "127.0.0.21", "127.0.0.22"
@@ -211,7 +212,7 @@ async def test_options_require_and_garbage(pair: tuple[Gateway, Gateway]) -> Non
     options, _ = raw_request("OPTIONS", f"sip:600@{A_IP}")
     (reply,) = await exchange(a, [options], 1)
     assert reply.startswith(b"SIP/2.0 200 OK\r\n")
-    assert b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE" in reply
+    assert b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, REFER, NOTIFY" in reply
     invite, _ = raw_request("INVITE", f"sip:600@{A_IP}", "Require: 100rel, timer\r\n", 1)
     (reply,) = await exchange(a, [invite], 1)
     assert reply.startswith(b"SIP/2.0 420 Bad Extension\r\n")
@@ -291,3 +292,25 @@ async def test_provider_line_registers_to_ata_line_with_sha256(tmp_path: Path) -
         await a.stop()
         a.store.close()
         b.store.close()
+
+
+async def test_refer_is_accepted_and_reported_by_notify(pair: tuple[Gateway, Gateway]) -> None:
+    a, b = pair
+    call = await b.dial("peer", echo_target(a))
+    await call.wait_answered(timeout=5)
+    (remote,) = a.active_calls()
+    asked: list[str] = []
+
+    def accept(uri: SipUri) -> bool:
+        asked.append(str(uri))
+        # The call layer would dial the target now; report its answer shortly.
+        asyncio.get_running_loop().call_later(0.1, remote.refer_progress, 200, "OK")
+        return True
+
+    remote.on_refer = accept
+    assert await call.refer(SipUri.parse("sip:601@192.0.2.7"), timeout=3)
+    assert asked == ["sip:601@192.0.2.7"]
+    # Without a handler, a REFER is declined and reported as such.
+    remote.on_refer = None
+    assert not await call.refer(SipUri.parse("sip:602@192.0.2.7"), timeout=3)
+    await call.hang_up()
