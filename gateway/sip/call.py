@@ -773,9 +773,12 @@ class OutgoingCall(SipCall):
     def _on_success(self, response: SipResponse) -> None:
         assert self.invite is not None
         if self.dialog is not None:
-            # A retransmitted 2xx: our ACK was lost, send it again (§13.2.2.4).
             if self.dialog.remote_tag == (response.to_addr.tag or ""):
+                # A retransmitted 2xx: our ACK was lost, send it again (§13.2.2.4).
                 self._send_ack(response)
+            else:
+                # A second fork answered too: acknowledge it, then end it (§13.2.2.4).
+                self.ua.spawn(self._end_extra_fork(response))
             return
         self.dialog = Dialog.from_uac(self.invite, response)
         self.ua.bind_dialog(self)
@@ -800,11 +803,22 @@ class OutgoingCall(SipCall):
             return
         self._apply_media(negotiated)
 
-    def _send_ack(self, response: SipResponse) -> None:
-        assert self.dialog is not None and self.invite is not None
-        request, next_hop = self.dialog.create_request(
+    async def _end_extra_fork(self, response: SipResponse) -> None:
+        assert self.invite is not None
+        fork = Dialog.from_uac(self.invite, response)
+        self._send_ack(response, fork)
+        bye, next_hop = fork.create_request(
+            "BYE", self.ua.via_for(self.line, fork.remote_target), user_agent=self.ua.user_agent
+        )
+        log.info("call %s: ending an extra forked answer from %s", self.id, fork.remote_target)
+        await self.ua.request_with_auth(self.line, bye, next_hop)
+
+    def _send_ack(self, response: SipResponse, dialog: Dialog | None = None) -> None:
+        dialog = dialog or self.dialog
+        assert dialog is not None and self.invite is not None
+        request, next_hop = dialog.create_request(
             "ACK",
-            self.ua.via_for(self.line, self.dialog.remote_target),
+            self.ua.via_for(self.line, dialog.remote_target),
             cseq=self.invite.cseq.number,
             user_agent=self.ua.user_agent,
         )

@@ -426,6 +426,10 @@ class UserAgent:
                 return
             if line is None:
                 return
+        if not request.headers.get_list("Contact"):
+            # Without a Contact there is no target for BYE or re-INVITE (§8.1.1.8).
+            self.respond(tx, request, 400, "Missing Contact", to_tag=new_tag())
+            return
         if line is None:
             # An echo-test-only source: only the echo extension answers.
             if not self.echo_extension or request.uri.user != self.echo_extension:

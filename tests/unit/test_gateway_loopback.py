@@ -20,6 +20,7 @@ from gateway.app import Gateway
 from gateway.config import parse_config
 from gateway.media.g711 import alaw_decode, alaw_encode
 from gateway.sip.call import CallState, EndReason
+from gateway.sip.message import SipRequest, make_response, parse_message
 from gateway.sip.uri import SipUri
 from gateway.store import Store
 
@@ -314,3 +315,67 @@ async def test_refer_is_accepted_and_reported_by_notify(pair: tuple[Gateway, Gat
     remote.on_refer = None
     assert not await call.refer(SipUri.parse("sip:602@192.0.2.7"), timeout=3)
     await call.hang_up()
+
+
+async def test_invite_without_contact_is_refused(pair: tuple[Gateway, Gateway]) -> None:
+    a, _ = pair
+    invite, _ = raw_request("INVITE", f"sip:600@{A_IP}", "", 3)
+    no_contact = b"".join(
+        line + b"\r\n" for line in invite.split(b"\r\n") if not line.startswith(b"Contact:")
+    )[:-2]
+    (reply,) = await exchange(a, [no_contact], 1)
+    assert reply.startswith(b"SIP/2.0 400 Missing Contact\r\n")
+    assert a.active_calls() == []
+
+
+async def test_second_forked_answer_is_acked_then_ended(pair: tuple[Gateway, Gateway]) -> None:
+    """Two 200s with different To tags (a forking proxy): keep the first, ACK and BYE the other."""
+    _, b = pair
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Callee(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            inbox.put_nowait(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Callee, local_addr=("127.0.0.23", 0))
+    port = transport.get_extra_info("sockname")[1]
+    try:
+        call = await b.dial("peer", f"sip:forked@127.0.0.23:{port}")
+        invite = parse_message(await asyncio.wait_for(inbox.get(), 2))
+        assert isinstance(invite, SipRequest)
+        answer = (
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.23\r\ns=-\r\nc=IN IP4 127.0.0.23\r\nt=0 0\r\n"
+            b"m=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+            b"a=rtpmap:101 telephone-event/8000\r\n"
+        )
+        source = (B_IP, b.ua.listen[1] if b.ua else 0)
+        for tag in ("first", "second"):
+            ok = make_response(
+                invite,
+                200,
+                to_tag=tag,
+                headers=[
+                    ("Contact", f"<sip:{tag}@127.0.0.23:{port}>"),
+                    ("Content-Type", "application/sdp"),
+                ],
+                body=answer,
+            )
+            transport.sendto(bytes(ok), source)
+        seen: list[tuple[str, str | None]] = []
+        while len(seen) < 3:
+            message = parse_message(await asyncio.wait_for(inbox.get(), 2))
+            if isinstance(message, SipRequest):
+                seen.append((message.method, message.to_addr.tag))
+                if message.method == "BYE":
+                    transport.sendto(bytes(make_response(message, 200)), source)
+        assert sorted(seen) == [("ACK", "first"), ("ACK", "second"), ("BYE", "second")]
+        assert call.state is CallState.UP and call.dialog is not None
+        assert call.dialog.remote_tag == "first"
+        hang_up = asyncio.ensure_future(call.hang_up())
+        bye = parse_message(await asyncio.wait_for(inbox.get(), 2))
+        assert isinstance(bye, SipRequest) and (bye.method, bye.to_addr.tag) == ("BYE", "first")
+        transport.sendto(bytes(make_response(bye, 200)), source)
+        await asyncio.wait_for(hang_up, 2)
+    finally:
+        transport.close()
