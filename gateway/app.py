@@ -90,6 +90,12 @@ class Gateway:
             echo_sources=SourceList(list(self.config.echo.allow)),
             ptime=media.ptime,
             rtp_timeout=media.rtp_timeout,
+            # A provider reached over TCP may call back over TCP too.
+            tcp=sip.tcp
+            or any(
+                isinstance(c, ProviderLineConfig) and c.enabled and c.transport == "tcp"
+                for c in self.config.lines
+            ),
         )
         accounts: list[AtaAccount] = []
         for line_config in self.config.lines:
@@ -162,6 +168,7 @@ class Gateway:
             sources=SourceList(list(config.allow)),
         )
         if isinstance(config, ProviderLineConfig):
+            line.transport = config.transport
             line.domain = config.domain or config.registrar.host
             if config.password:
                 line.digest = DigestClient(

@@ -108,6 +108,7 @@ class SipCall:
         self.on_audio: Callable[[bytes], None] | None = None
         self.on_dtmf: Callable[[str, int], None] | None = None
         self.on_state: list[Callable[[SipCall], None]] = []
+        self.transport = line.transport  # "udp" | "tcp": how this call's requests travel
         self.remote_hold = False  # the peer has put us on hold
         self.local_hold = False
         self._answered = asyncio.Event()
@@ -345,7 +346,7 @@ class SipCall:
             return None
         request, next_hop = self.dialog.create_request(
             method,
-            self.ua.via_for(self.line, self.dialog.remote_target),
+            self.ua.via_for(self.line, self.dialog.remote_target, transport=self.transport),
             body=body,
             content_type=content_type,
             extra=extra,
@@ -490,7 +491,7 @@ class SipCall:
             return False
         self._refer_result = asyncio.get_running_loop().create_future()
         try:
-            contact = self.ua.contact_for(self.line, self.remote.uri)
+            contact = self.ua.contact_for(self.line, self.remote.uri, self.transport)
             response = await self._in_dialog_request(
                 "REFER",
                 extra=[("Refer-To", str(Address(uri=target))), ("Referred-By", str(contact))],
@@ -559,7 +560,7 @@ class SipCall:
                 self.ua.spawn(self._hang_up_with(EndReason.MEDIA_ERROR))
 
     def _contact_headers(self) -> list[tuple[str, str]]:
-        contact = self.ua.contact_for(self.line, self.remote.uri)
+        contact = self.ua.contact_for(self.line, self.remote.uri, self.transport)
         return [("Contact", str(contact)), ("Allow", ALLOW)]
 
 
@@ -580,6 +581,8 @@ class IncomingCall(SipCall):
         self.invite = request
         self.tx = tx
         self.source = source
+        # Our requests in this dialog travel the way the INVITE came (§18.2.2).
+        self.transport = "tcp" if request.top_via.transport == "TCP" else "udp"
         self.local_tag = new_tag()
         self.state = CallState.INCOMING
         self.dialed = request.uri.user or ""
@@ -641,7 +644,7 @@ class IncomingCall(SipCall):
             content_type="application/sdp",
         )
         self._final_sent = True
-        contact = self.ua.contact_for(self.line, self.remote.uri)
+        contact = self.ua.contact_for(self.line, self.remote.uri, self.transport)
         self.dialog = Dialog.from_uas(self.invite, response, contact)
         self.ua.bind_dialog(self)
         self._set_state(CallState.UP)
@@ -694,6 +697,7 @@ class OutgoingCall(SipCall):
         # request is retargeted (a registered ATA is reached at its Contact).
         super().__init__(ua, line, Address(uri=to_uri or target))
         self.target = target
+        self.transport = ua.transport_for(line, target)
         self.from_addr = from_addr
         self.call_id = new_call_id()
         self.local_tag = new_tag()
@@ -713,7 +717,14 @@ class OutgoingCall(SipCall):
 
     def _send_invite(self, auth: list[tuple[str, str]]) -> None:
         headers = Headers()
-        headers.add("Via", str(self.ua.via_for(self.line, self.next_hop, branch=new_branch())))
+        headers.add(
+            "Via",
+            str(
+                self.ua.via_for(
+                    self.line, self.next_hop, branch=new_branch(), transport=self.transport
+                )
+            ),
+        )
         headers.add("Max-Forwards", "70")
         headers.add(
             "From",
@@ -724,7 +735,7 @@ class OutgoingCall(SipCall):
         headers.add("CSeq", str(CSeq(self.cseq, "INVITE")))
         for route in self.ua.routes_for(self.line):
             headers.add("Route", str(route))
-        headers.add("Contact", str(self.ua.contact_for(self.line, self.target)))
+        headers.add("Contact", str(self.ua.contact_for(self.line, self.target, self.transport)))
         headers.add("Allow", ALLOW)
         headers.add("User-Agent", self.ua.user_agent)
         for name, value in auth:
@@ -808,7 +819,9 @@ class OutgoingCall(SipCall):
         fork = Dialog.from_uac(self.invite, response)
         self._send_ack(response, fork)
         bye, next_hop = fork.create_request(
-            "BYE", self.ua.via_for(self.line, fork.remote_target), user_agent=self.ua.user_agent
+            "BYE",
+            self.ua.via_for(self.line, fork.remote_target, transport=self.transport),
+            user_agent=self.ua.user_agent,
         )
         log.info("call %s: ending an extra forked answer from %s", self.id, fork.remote_target)
         await self.ua.request_with_auth(self.line, bye, next_hop)
@@ -818,7 +831,7 @@ class OutgoingCall(SipCall):
         assert dialog is not None and self.invite is not None
         request, next_hop = dialog.create_request(
             "ACK",
-            self.ua.via_for(self.line, dialog.remote_target),
+            self.ua.via_for(self.line, dialog.remote_target, transport=self.transport),
             cseq=self.invite.cseq.number,
             user_agent=self.ua.user_agent,
         )

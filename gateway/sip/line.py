@@ -25,6 +25,7 @@ class LineContext:
     kind: str  # "provider" | "ata"
     codecs: tuple[str, ...] = ("PCMA", "PCMU")
     dtmf: str = "rfc4733"
+    transport: str = "udp"  # "udp" | "tcp": how requests we originate on this line travel
     incoming: str = "echo"
     username: str = ""
     domain: str = ""  # provider: AOR domain

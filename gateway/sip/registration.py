@@ -163,14 +163,10 @@ class Registration:
         """One REGISTER exchange (challenges, 423, Contact relearning); returns the expiry."""
         if expires and self.status.state is not RegistrationState.REGISTERED:
             self._set(RegistrationState.REGISTERING, self.status.last_error)
-        auth: tuple[str, str] | None = None
-        preemptive = False
-        if self._challenge is not None and self.line.digest is not None:
-            # Refreshes answer the last challenge again (nc counts up), which
-            # saves a round trip; a registrar that wants a new nonce says so.
-            header, challenge = self._challenge
-            value = self.line.digest.authorize(challenge, "REGISTER", str(self.registrar))
-            auth, preemptive = (header, value), True
+        # Refreshes answer the last challenge again (nc counts up), which
+        # saves a round trip; a registrar that wants a new nonce says so.
+        auth = self._reauthorize()
+        preemptive = auth is not None
         attempts = 0
         relearned = False
         while attempts < 6:
@@ -217,13 +213,18 @@ class Registration:
                 log.info("line %s: registrar wants expires >= %d", self.line.name, minimum)
                 self.expires = minimum
                 expires = minimum
+                auth = self._reauthorize()  # a new request: nc must move on
+                preemptive = auth is not None
                 continue
             if 200 <= status < 300:
                 if expires == 0:
                     return 0
                 if not relearned and self._learn_public_address(response):
                     relearned = True
-                    continue  # register again with the Contact the provider can reach
+                    # Register again with the Contact the provider can reach.
+                    auth = self._reauthorize()
+                    preemptive = auth is not None
+                    continue
                 granted = self._granted(response, expires)
                 self.status.expires = granted
                 self.status.registered_until = time.time() + granted
@@ -235,6 +236,13 @@ class Registration:
             return None
         self._fail("too many authentication rounds")
         return None
+
+    def _reauthorize(self) -> tuple[str, str] | None:
+        """Credentials for a new REGISTER, answering the last challenge with the next nc."""
+        if self._challenge is None or self.line.digest is None:
+            return None
+        header, challenge = self._challenge
+        return header, self.line.digest.authorize(challenge, "REGISTER", str(self.registrar))
 
     def _next_hop(self) -> SipUri:
         return self.line.proxy or self.registrar
@@ -261,7 +269,13 @@ class Registration:
         return SipRequest("REGISTER", self.registrar, headers)
 
     def _learn_public_address(self, response: SipResponse) -> bool:
-        """Take ``received``/``rport`` from the 2xx; True if our Contact must change."""
+        """Take ``received``/``rport`` from the 2xx; True if our Contact must change.
+
+        Not over TCP: there the provider answers on our connection, and rport
+        names that connection's ephemeral port, not a NAT mapping to publish.
+        """
+        if self.line.transport == "tcp":
+            return False
         try:
             via = response.top_via
         except SipParseError:

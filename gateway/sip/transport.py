@@ -1,10 +1,14 @@
-"""SIP over UDP (RFC 3261 §18) around the sans-IO :class:`TransactionLayer`.
+"""SIP over UDP and TCP (RFC 3261 §18) around the sans-IO :class:`TransactionLayer`.
 
-The only SIP module that imports asyncio.  It feeds datagrams to the layer,
-hands the events to one callback, sends what the layer queued and re-arms a
-single ``loop.call_at`` timer at the layer's next deadline (aioquic's
-adapter).  Nothing a peer sends can raise out of :meth:`datagram_received`.
-TCP is not implemented: providers and ATAs on a home LAN speak UDP.
+The only SIP module that opens sockets.  It feeds datagrams and framed
+stream messages to the layer, hands the events to one callback, sends what
+the layer queued and re-arms a single ``loop.call_at`` timer at the layer's
+next deadline (aioquic's adapter).  Nothing a peer sends can raise out of
+:meth:`datagram_received` or a connection's ``data_received``.
+
+What goes over TCP is decided by the message itself: its top Via says
+``SIP/2.0/TCP``.  Responses go back on the connection the request came in
+on (§18.2.2); requests reuse a connection to their destination or open one.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from gateway.errors import SipParseError, TransactionTimeout
+from gateway.sip.framing import Ping, StreamFramer
 from gateway.sip.message import (
     SipRequest,
     SipResponse,
@@ -45,6 +50,17 @@ _Waiter = tuple["asyncio.Future[SipResponse]", Callable[[SipResponse], None] | N
 _SECRET = re.compile(rb"^((?:Proxy-)?Authorization *:).*(?:\r?\n[ \t].*)*", re.I | re.M)
 _T = TypeVar("_T")
 _LOG_EVERY = 10.0  # s between two "malformed datagram" lines for one source IP
+_TOP_VIA = re.compile(
+    rb"^(?:via|v)[ \t]*:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*([a-z]+)", re.I | re.M
+)
+MAX_CONNECTIONS = 128  # TCP connections at once, in and out
+CONNECT_TIMEOUT = 5.0  # s to open an outgoing TCP connection
+
+
+def over_stream(data: bytes) -> bool:
+    """True when the message's top Via names TCP (what carries it, §18.1.1)."""
+    match = _TOP_VIA.search(data, 0, max(data.find(b"\r\n\r\n"), 0) or len(data))
+    return match is not None and match.group(1).upper() == b"TCP"
 
 
 def _log_datagram(direction: str, address: Address, data: bytes) -> None:
@@ -78,6 +94,10 @@ class SipTransport(asyncio.DatagramProtocol):
         self._waiters: dict[ClientTransaction, _Waiter] = {}
         self._last_log: dict[str, float] = {}
         self._closed = False
+        self._server: asyncio.Server | None = None
+        self._connections: dict[Address, _Connection] = {}
+        self._connecting: dict[Address, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -93,6 +113,17 @@ class SipTransport(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         self._transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=local)
         return self
+
+    async def listen_tcp(self) -> None:
+        """Also accept SIP over TCP on the same address and port."""
+        host, port = self.local_address
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self), host, port, reuse_address=True
+        )
+
+    @property
+    def tcp_connections(self) -> int:
+        return len(self._connections)
 
     @property
     def local_address(self) -> Address:
@@ -113,7 +144,10 @@ class SipTransport(asyncio.DatagramProtocol):
 
     def send_request(self, request: SipRequest, destination: Address) -> ClientTransaction:
         """Start a client transaction; its responses arrive as ``ResponseReceived``."""
-        return self._flushed(self._layer.send_request(request, destination, self._now()))
+        reliable = request.top_via.transport == "TCP"  # no retransmissions on streams
+        return self._flushed(
+            self._layer.send_request(request, destination, self._now(), reliable=reliable)
+        )
 
     def send_response(self, tx: ServerTransaction, response: SipResponse) -> None:
         """Answer a request; the layer retransmits and absorbs as §17.2 says."""
@@ -131,8 +165,15 @@ class SipTransport(asyncio.DatagramProtocol):
         self._after([])
 
     def send_raw(self, data: bytes, destination: Address) -> None:
-        """Send bytes as they are (a CRLF keep-alive, RFC 5626 §4.4.1)."""
+        """Send bytes as they are (a CRLF keep-alive, RFC 5626 §4.4.1).
+
+        Over the TCP connection to ``destination`` if there is one, else UDP.
+        """
         self._now()
+        connection = self._connections.get(destination)
+        if connection is not None:
+            connection.write(data)
+            return
         assert self._transport is not None
         self._transport.sendto(data, destination)
 
@@ -178,6 +219,12 @@ class SipTransport(asyncio.DatagramProtocol):
         self._waiters.clear()
         if self._transport is not None:
             self._transport.close()
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections.values()):
+            connection.close()
+        for task in self._tasks:
+            task.cancel()
 
     def _flushed(self, result: _T) -> _T:
         self._after([])
@@ -227,13 +274,74 @@ class SipTransport(asyncio.DatagramProtocol):
             if self._transport is None or self._closed:
                 break
             _log_datagram("to", destination, data)
-            self._transport.sendto(data, destination)
+            if over_stream(data):
+                self._send_stream(data, destination)
+            else:
+                self._transport.sendto(data, destination)
         when = self._layer.next_deadline()
         if self._timer is not None and self._timer.when() != when:
             self._timer.cancel()
             self._timer = None
         if when is not None and self._timer is None and not self._closed:
             self._timer = self._loop.call_at(when, self._on_timer, when)
+
+    # -- TCP -------------------------------------------------------------------
+
+    def _send_stream(self, data: bytes, destination: Address) -> None:
+        connection = self._connections.get(destination)
+        if connection is None:
+            # Reuse a connection with that host: a response goes back where its
+            # request came from even when the Via named another port (§18.2.2),
+            # and a peer behind NAT can only be reached on the connection it
+            # opened (RFC 5923 reuse, without its TLS identity check).
+            connection = next(
+                (c for a, c in self._connections.items() if a[0] == destination[0]), None
+            )
+        if connection is not None:
+            connection.write(data)
+            return
+        queue = self._connecting.get(destination)
+        if queue is not None:
+            queue.append(data)
+            return
+        if len(self._connections) >= MAX_CONNECTIONS:
+            log.warning(
+                "SIP over TCP: connection limit reached, dropping a message to %s", destination
+            )
+            return
+        self._connecting[destination] = [data]
+        task = self._loop.create_task(self._connect(destination))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self, destination: Address) -> None:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                # From our own address, so the peer's allow-lists see who we are.
+                host = self.local_address[0]
+                local = None if host in ("0.0.0.0", "::") else (host, 0)
+                await self._loop.create_connection(
+                    lambda: _Connection(self), destination[0], destination[1], local_addr=local
+                )
+        except (OSError, TimeoutError) as exc:
+            # The transaction's Timer B/F reports the failure to its owner.
+            log.info("SIP over TCP: cannot connect to %s:%d: %s", *destination, exc)
+            self._connecting.pop(destination, None)
+            return
+        connection = self._connections.get(destination)
+        for data in self._connecting.pop(destination, []):
+            if connection is not None:
+                connection.write(data)
+
+    def _added(self, connection: _Connection) -> bool:
+        if len(self._connections) >= MAX_CONNECTIONS or self._closed:
+            return False
+        self._connections[connection.peer] = connection
+        return True
+
+    def _removed(self, connection: _Connection) -> None:
+        if self._connections.get(connection.peer) is connection:
+            del self._connections[connection.peer]
 
     def _on_timer(self, when: float) -> None:
         self._timer = None
@@ -260,3 +368,48 @@ class SipTransport(asyncio.DatagramProtocol):
                 waiter[0].set_result(event.response)
         except Exception:
             log.exception("SIP event handler failed on %r", event)
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP connection: frames the stream and feeds the owner's layer."""
+
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+        self.framer = StreamFramer()
+        self.peer: Address = ("", 0)
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (str(peer[0]), int(peer[1]))
+        if not self.owner._added(self):
+            transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            items = self.framer.feed(data)
+        except SipParseError as exc:
+            log.info("SIP over TCP from %s: %s; closing", self.peer[0], exc)
+            self.close()
+            return
+        for item in items:
+            if isinstance(item, Ping):
+                self.write(b"\r\n")  # pong
+                continue
+            try:
+                self.owner._receive(item, self.peer)
+            except Exception:
+                log.exception("unexpected error on SIP message from %s over TCP", self.peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._removed(self)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()

@@ -67,7 +67,9 @@ class UserAgent:
         echo_sources: SourceList | None = None,
         ptime: int = 20,
         rtp_timeout: float = 30.0,
+        tcp: bool = False,
     ) -> None:
+        self.tcp = tcp
         self.listen = listen
         self.user_agent = user_agent
         self._open_media = open_media
@@ -102,7 +104,9 @@ class UserAgent:
         self._loop = asyncio.get_running_loop()
         self.transport = await SipTransport.open(self.listen, self._on_event, screen=self._screen)
         self.listen = self.transport.local_address
-        log.info("SIP listening on %s:%d/udp", *self.listen)
+        if self.tcp:
+            await self.transport.listen_tcp()
+        log.info("SIP listening on %s:%d/%s", *self.listen, "udp+tcp" if self.tcp else "udp")
 
     async def stop(self) -> None:
         for call in list(self.calls.values()):
@@ -146,17 +150,43 @@ class UserAgent:
             return line.public_address[1]
         return self.listen[1]
 
-    def via_for(self, line: LineContext | None, uri: SipUri, branch: str | None = None) -> Via:
+    def via_for(
+        self,
+        line: LineContext | None,
+        uri: SipUri,
+        branch: str | None = None,
+        transport: str | None = None,
+    ) -> Via:
         host = self._local_host_for(line, self._resolved.get(uri.host, uri.host))
         params: dict[str, str | None] = {"rport": None}
         if branch:
             params["branch"] = branch
-        return Via("UDP", _bracket(host), self._local_port_for(line), params)
+        name = self.transport_for(line, uri, transport).upper()
+        return Via(name, _bracket(host), self._local_port_for(line), params)
 
-    def contact_for(self, line: LineContext | None, uri: SipUri) -> Address:
+    def transport_for(
+        self, line: LineContext | None, uri: SipUri, transport: str | None = None
+    ) -> str:
+        """How a request travels: the URI transport parameter, else the call, else the line."""
+        param = (uri.params.get("transport") or "").lower()
+        if param in ("tcp", "udp"):
+            return param
+        if transport:
+            return transport.lower()
+        return line.transport if line is not None else "udp"
+
+    def contact_for(
+        self, line: LineContext | None, uri: SipUri, transport: str | None = None
+    ) -> Address:
         host = self._local_host_for(line, self._resolved.get(uri.host, uri.host))
         user = (line.username if line is not None else "") or "linegram"
-        return Address(uri=SipUri(host=_bracket(host), user=user, port=self._local_port_for(line)))
+        params: dict[str, str | None] = {}
+        if self.transport_for(line, uri, transport) == "tcp":
+            params["transport"] = "tcp"
+        contact = SipUri(
+            host=_bracket(host), user=user, port=self._local_port_for(line), params=params
+        )
+        return Address(uri=contact)
 
     def media_address_for(self, line: LineContext | None, uri: SipUri) -> str:
         if self.media_host:

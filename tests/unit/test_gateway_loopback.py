@@ -379,3 +379,77 @@ async def test_second_forked_answer_is_acked_then_ended(pair: tuple[Gateway, Gat
         await asyncio.wait_for(hang_up, 2)
     finally:
         transport.close()
+
+
+async def test_provider_line_over_tcp(tmp_path: Path) -> None:
+    """REGISTER, digest, calls both ways and BYE, all over one TCP connection pair."""
+    a_data = config(
+        tmp_path,
+        A_IP,
+        31800,
+        [
+            {
+                "name": "box",
+                "kind": "ata",
+                "username": "box7",
+                "password": "box-pass-9921",
+                "incoming": "echo",
+            }
+        ],
+    )
+    a_data["sip"] = {**a_data["sip"], "tcp": True}  # type: ignore[dict-item]
+    b_data = config(
+        tmp_path,
+        B_IP,
+        31900,
+        [
+            {
+                "name": "up",
+                "kind": "provider",
+                "registrar": f"{A_IP}:5060",
+                "username": "box7",
+                "password": "box-pass-9921",
+                "transport": "tcp",
+                "expires": 120,
+                "keepalive": 0,
+                "incoming": "echo",
+            }
+        ],
+    )
+    a = Gateway(parse_config(a_data, base_dir=tmp_path), Store.open(tmp_path / "a.db"))
+    b = Gateway(parse_config(b_data, base_dir=tmp_path), Store.open(tmp_path / "b.db"))
+    await a.start()
+    await b.start()
+    try:
+        for _ in range(300):
+            if b.line_status("up").state == "registered":
+                break
+            await asyncio.sleep(0.01)
+        assert b.line_status("up").state == "registered"
+        assert a.ua is not None and b.ua is not None and a.ua.transport and b.ua.transport
+        assert a.ua.transport.tcp_connections == 1 and b.ua.transport.tcp_connections == 1
+        out = await b.dial("up", "600")
+        received: list[bytes] = []
+        out.on_audio = received.append
+        await out.wait_answered(timeout=5)
+        frames = tone(30)
+        for frame in frames:
+            out.write_audio(frame)
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        assert frames[10] in b"".join(received)
+        await out.hang_up()
+        assert out.end_reason is EndReason.LOCAL_HANGUP
+        call = await a.dial("box", "555")
+        await call.wait_answered(timeout=5)
+        (remote,) = b.active_calls()
+        await remote.hang_up()
+        await call.wait_ended(timeout=3)
+        assert call.end_reason is EndReason.REMOTE_HANGUP
+        # Everything went over the one connection B opened.
+        assert a.ua.transport.tcp_connections == 1 and b.ua.transport.tcp_connections == 1
+    finally:
+        await b.stop()
+        await a.stop()
+        a.store.close()
+        b.store.close()
