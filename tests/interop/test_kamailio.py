@@ -170,3 +170,31 @@ async def test_outgoing_call_through_kamailio_answers_the_407_challenge(
     got = payload_stream(capture.packets(), PT_PCMA)
     assert_contains(g711.alaw_encode(sent), got, "our tone at sipp", silence=0xD5)
     assert rms(bytes(heard)) > 500
+
+
+async def test_provider_line_over_tcp_registers_and_takes_a_call(
+    peers: Peers, tmp_path: Path, media: TestMedia
+) -> None:
+    kamailio = await peers.kamailio(KamailioVariant(tcp=True))
+    line = {**provider_line(kamailio.hostport), "transport": "tcp"}
+    gateway = await peers.gateway_in_process(gateway_config(tmp_path / "data", [line]))
+    await wait_until(
+        lambda: gateway.gw.line_status("prov").state == "registered",
+        5,
+        f"line prov registered over TCP (status: {gateway.gw.line_status('prov')})",
+    )
+    [binding] = (await kamailio.log.wait_for(REGISTERED, within=2))[:1]
+    assert "transport=tcp" in binding["contact"], binding
+    capture, media_port = await peers.sipp_media()
+    result = await peers.sipp(
+        "uac_pcma_echo",
+        remote=kamailio.hostport,
+        service="alice",
+        media_port=media_port,
+        pcaps=[media.pcma, media.dtmf],
+    ).run()
+    assert result.ok, result.describe()
+    report = echo_report(capture, PT_PCMA, media.speech_alaw, g711.SILENCE[PT_PCMA])
+    assert report.match.found, f"{report}\n{capture.summary()}"
+    assert gateway.gw.ua is not None and gateway.gw.ua.transport is not None
+    assert gateway.gw.ua.transport.tcp_connections >= 1

@@ -62,6 +62,7 @@ class KamailioVariant:
     min_expires: int = 5
     max_expires: int = 3600
     reply_423: bool = False  # min_expires_mode 1: 423 Interval Too Brief
+    tcp: bool = False  # also listen on TCP (same address and port)
 
     @property
     def label(self) -> str:
@@ -97,9 +98,10 @@ def kamailio_cfg(ip: str, port: int, variant: KamailioVariant, users: Mapping[st
 debug=2
 log_stderror=yes
 children=1
-disable_tcp=yes
+disable_tcp={"no" if variant.tcp else "yes"}
 auto_aliases=no
 listen=udp:{ip}:{port}
+{f"listen=tcp:{ip}:{port}" if variant.tcp else ""}
 alias="{ip}:{port}"
 mpath="{_module_dir()}"
 {loads}
