@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -202,20 +201,21 @@ class Gateway:
         registration.start()
 
     async def _refresh_sources(self, config: ProviderLineConfig) -> None:
-        """The provider may call us from its registrar's and proxy's addresses (and `allow`)."""
+        """The provider may call us from its registrar's and proxy's addresses (and `allow`).
+
+        With SRV records (RFC 3263) that is every server they name.
+        """
+        assert self.ua is not None
         line = self.lines[config.name]
-        hosts = [config.registrar.host]
+        peers = [config.registrar]
         if config.outbound_proxy is not None:
-            hosts.append(config.outbound_proxy.host)
+            peers.append(config.outbound_proxy)
         addresses: list[str] = []
-        loop = asyncio.get_running_loop()
-        for host in hosts:
-            try:
-                infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-            except OSError as exc:
-                log.warning("line %s: cannot resolve %s: %s", config.name, host, exc)
-                continue
-            addresses += [str(info[4][0]) for info in infos]
+        for peer in peers:
+            found = await self.ua.locator.locate(peer.host, peer.port, config.transport)
+            if not found:
+                log.warning("line %s: cannot resolve %s", config.name, peer.host)
+            addresses += [ip for ip, _port in found]
         line.sources = SourceList(list(config.allow) + parse_networks(sorted(set(addresses))))
 
     async def _housekeeping(self) -> None:
@@ -223,6 +223,8 @@ class Gateway:
             await asyncio.sleep(SOURCE_REFRESH)
             if self.registrar is not None:
                 self.registrar.expire()
+            if self.ua is not None:
+                self.ua.forget_resolved()
             for config in self.config.lines:
                 if isinstance(config, ProviderLineConfig) and config.name in self.lines:
                     await self._refresh_sources(config)

@@ -171,9 +171,13 @@ class Registration:
         relearned = False
         while attempts < 6:
             attempts += 1
-            request = self._build(expires, auth)
-            self.register_count += 1
             try:
+                # Locate the registrar with the line's transport (SRV, RFC 3263)
+                # first: the answer is remembered, and our Via and Contact are
+                # chosen for the address it gives.
+                await self.ua.resolve(self._next_hop(), self.line)
+                request = self._build(expires, auth)
+                self.register_count += 1
                 response = await self.ua.request_with_auth(
                     None, request, self._next_hop(), self.request_timeout
                 )
@@ -337,7 +341,7 @@ class Registration:
         while True:
             await asyncio.sleep(self.keepalive)
             try:
-                destination = await self.ua.resolve(self._next_hop())
+                destination = await self.ua.resolve(self._next_hop(), self.line)
             except OSError:
                 continue
             assert self.ua.transport is not None

@@ -24,6 +24,7 @@ from gateway.media.session import RtpSession
 from gateway.sip.call import ALLOW, EndReason, IncomingCall, OutgoingCall, SipCall
 from gateway.sip.digest import choose_challenge
 from gateway.sip.line import LineContext
+from gateway.sip.locate import Locator
 from gateway.sip.message import (
     Address,
     SipRequest,
@@ -94,7 +95,9 @@ class UserAgent:
         self._dialogs: dict[tuple[str, str], SipCall] = {}
         self._by_server_tx: dict[ServerTransaction, IncomingCall] = {}
         self._invite_owner: dict[ClientTransaction, OutgoingCall] = {}
-        self._resolved: dict[str, str] = {}
+        self._resolved: dict[str, str] = {}  # host name -> the address in use
+        self._srv_port: dict[str, int] = {}  # host name -> port from its SRV record
+        self.locator = Locator()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop = asyncio.get_event_loop()
 
@@ -203,20 +206,33 @@ class UserAgent:
             return [Address(uri=line.proxy)]
         return []
 
-    async def resolve(self, uri: SipUri) -> HostPort:
+    async def resolve(self, uri: SipUri, line: LineContext | None = None) -> HostPort:
+        """Where to send a request for ``uri``: SRV first for a bare name (RFC 3263).
+
+        The first server is used and remembered; answers are refreshed when
+        the gateway re-resolves its lines' peers.
+        """
         host, port = uri.host_port()
         if _is_ip(host):
             return host, port
         if host not in self._resolved:
-            infos = await self._loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-            if not infos:
+            transport = self.transport_for(line, uri)
+            found = await self.locator.locate(host, uri.port, transport)
+            if not found:
                 raise OSError(f"cannot resolve {host}")
-            self._resolved[host] = str(infos[0][4][0])
-        return self._resolved[host], port
+            self._resolved[host] = found[0][0]
+            if uri.port is None:
+                self._srv_port[host] = found[0][1]
+        return self._resolved[host], uri.port or self._srv_port.get(host, port)
+
+    def forget_resolved(self) -> None:
+        """Drop remembered DNS answers (the next request looks them up again)."""
+        self._resolved.clear()
+        self._srv_port.clear()
 
     def resolve_cached(self, uri: SipUri) -> HostPort:
         host, port = uri.host_port()
-        return self._resolved.get(host, host), port
+        return self._resolved.get(host, host), uri.port or self._srv_port.get(host, port)
 
     async def open_media(self) -> RtpSession:
         return await self._open_media()
@@ -275,7 +291,7 @@ class UserAgent:
     ) -> SipResponse | None:
         """Send a non-dialog-creating request; answer one digest challenge. None on timeout."""
         assert self.transport is not None
-        destination = await self.resolve(next_hop)
+        destination = await self.resolve(next_hop, line)
         try:
             response = await self.transport.request(request, destination, timeout=timeout)
             if response.status in (401, 407) and line is not None and line.digest is not None:
@@ -304,7 +320,7 @@ class UserAgent:
     async def dial(
         self, line: LineContext, target: SipUri, from_addr: Address, to_uri: SipUri | None = None
     ) -> OutgoingCall:
-        await self.resolve(self.next_hop_for(line, target))
+        await self.resolve(self.next_hop_for(line, target), line)
         call = OutgoingCall(self, line, target, from_addr, to_uri)
         self.calls[call.id] = call
         try:
@@ -525,7 +541,12 @@ def _bracket(host: str) -> str:
 
 
 def local_ip_for(peer: str, *, ipv6: bool = False) -> str:
-    """The local address the kernel would use towards ``peer`` (no packet is sent)."""
+    """The local address the kernel would use towards ``peer`` (no packet is sent).
+
+    ``peer`` must be an address: a host name here would block the loop on DNS.
+    """
+    if not _is_ip(peer):
+        peer = "192.0.2.1"  # unresolved yet: the default route's address
     family = socket.AF_INET6 if ipv6 or ":" in peer else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         try:
