@@ -12,7 +12,6 @@ configured per line.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import random
 import socket
@@ -23,6 +22,8 @@ import dns.asyncresolver
 import dns.exception
 import dns.rdtypes.IN.SRV
 import dns.resolver
+
+from gateway.sip.security import is_ip
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class Locator:
     ) -> list[tuple[str, int]]:
         """[(ip, port), ...] for ``host``; empty when nothing resolves."""
         bare = host.strip("[]")
-        if _is_ip(bare):
+        if is_ip(bare):
             return [(bare, port or DEFAULT_PORT)]
         if port is None:
             records = await self.srv(f"_sip._{transport.lower()}.{host}")
@@ -113,11 +114,3 @@ class Locator:
             log.info("cannot resolve %s: %s", host, exc)
             return []
         return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

@@ -238,6 +238,11 @@ class Headers:
         key = _key(name)
         return [value for k, _, value in self._items if k == key]
 
+    def get_int(self, name: str) -> int | None:
+        """The first value of ``name`` as a non-negative integer (Expires, Min-Expires), or None."""
+        value = (self.get(name) or "").strip()
+        return int(value) if value.isascii() and value.isdigit() else None
+
     def get_list(self, name: str) -> list[str]:
         """Every element of a list header, split on commas outside quotes and <>."""
         return self._split_list(name, -1)[0]

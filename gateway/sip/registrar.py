@@ -99,7 +99,7 @@ class Registrar:
         self, request: SipRequest, source: tuple[str, int], account: AtaAccount, now: float
     ) -> SipResponse:
         contacts = request.headers.get_list("Contact")
-        default = _expires_header(request)
+        default = request.headers.get_int("Expires")
         name = account.line.name
         if not contacts:
             return self._ok(request, name, now)  # a query: list the bindings
@@ -233,10 +233,3 @@ class Registrar:
         extra = list(headers or []) + [("User-Agent", self.user_agent)]
         tag = secrets.token_hex(4) if status > 100 else None
         return make_response(request, status, reason, to_tag=tag, headers=extra)
-
-
-def _expires_header(request: SipRequest) -> int | None:
-    value = request.headers.get("Expires")
-    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
-        return None
-    return int(value.strip())

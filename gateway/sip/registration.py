@@ -210,7 +210,7 @@ class Registration:
                 self._challenge = (name, challenge)
                 continue
             if status == 423:
-                minimum = _int_header(response, "Min-Expires")
+                minimum = response.headers.get_int("Min-Expires")
                 if minimum is None or minimum <= self.expires:
                     self._fail("423 Interval Too Brief without a usable Min-Expires")
                     return None
@@ -314,7 +314,7 @@ class Registration:
             expires_param = address.params.get("expires")
             if same and expires_param and expires_param.isascii() and expires_param.isdigit():
                 return max(int(expires_param), 1)
-        header = _int_header(response, "Expires")
+        header = response.headers.get_int("Expires")
         return max(header, 1) if header is not None else asked
 
     def _fail(self, error: str) -> None:
@@ -354,10 +354,3 @@ class Registration:
                 self.line.public_address = None
                 self.refresh_now()
             self._local_ip = local
-
-
-def _int_header(response: SipResponse, name: str) -> int | None:
-    value = response.headers.get(name)
-    if value is None or not (value.strip().isascii() and value.strip().isdigit()):
-        return None
-    return int(value.strip())

@@ -29,6 +29,11 @@ def parse_networks(items: Iterable[str]) -> list[IpNetwork]:
     return [ipaddress.ip_network(item, strict=False) for item in items]
 
 
+def is_ip(host: str) -> bool:
+    """True for an IPv4 or IPv6 address (IPv6 with or without brackets), not a name."""
+    return parse_ip(host) is not None
+
+
 def parse_ip(host: str) -> IpAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))

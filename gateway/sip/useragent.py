@@ -13,7 +13,6 @@ Knows nothing of Telegram: a new :class:`IncomingCall` is handed to
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Coroutine
@@ -34,7 +33,7 @@ from gateway.sip.message import (
     new_branch,
     new_tag,
 )
-from gateway.sip.security import RateLimiter, ScannerFilter, SourceList
+from gateway.sip.security import RateLimiter, ScannerFilter, SourceList, is_ip
 from gateway.sip.transaction import (
     AckNotReceived,
     AckReceived,
@@ -213,7 +212,7 @@ class UserAgent:
         the gateway re-resolves its lines' peers.
         """
         host, port = uri.host_port()
-        if _is_ip(host):
+        if is_ip(host):
             return host, port
         if host not in self._resolved:
             transport = self.transport_for(line, uri)
@@ -528,14 +527,6 @@ def _next_attempt(request: SipRequest) -> SipRequest:
     return SipRequest(request.method, request.uri, headers, request.body)
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
@@ -545,7 +536,7 @@ def local_ip_for(peer: str, *, ipv6: bool = False) -> str:
 
     ``peer`` must be an address: a host name here would block the loop on DNS.
     """
-    if not _is_ip(peer):
+    if not is_ip(peer):
         peer = "192.0.2.1"  # unresolved yet: the default route's address
     family = socket.AF_INET6 if ipv6 or ":" in peer else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as probe:

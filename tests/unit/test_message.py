@@ -1006,3 +1006,11 @@ def test_random_identifiers() -> None:
         assert value.isascii() and value.isalnum()
     assert min(len(t) for t in tags) >= 8
     assert min(len(c) for c in call_ids) >= 16
+
+
+def test_headers_get_int() -> None:
+    headers = Headers([("Expires", " 600 "), ("Min-Expires", "²"), ("Max-Forwards", "-1")])
+    assert headers.get_int("expires") == 600
+    assert headers.get_int("Min-Expires") is None  # a digit to str.isdigit, not to int()
+    assert headers.get_int("Max-Forwards") is None
+    assert headers.get_int("Session-Expires") is None

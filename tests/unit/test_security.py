@@ -46,3 +46,10 @@ def test_source_list_matches_addresses_and_networks() -> None:
     assert "2001:db8::1" in sources
     assert "[2001:db8::1]" in sources
     assert "not-an-ip" not in sources
+
+
+def test_is_ip_tells_addresses_from_names() -> None:
+    from gateway.sip.security import is_ip
+
+    assert is_ip("192.0.2.1") and is_ip("2001:db8::1") and is_ip("[2001:db8::1]")
+    assert not is_ip("sip.example.net") and not is_ip("") and not is_ip("1.2.3")
