@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
-from gateway.config import parse_config
+from gateway.config import Config, parse_config
 from gateway.media.g711 import alaw_decode, alaw_encode
 from gateway.sip.call import CallState, EndReason
 from gateway.sip.message import SipRequest, make_response, parse_message
@@ -227,6 +227,20 @@ async def test_options_require_and_garbage(pair: tuple[Gateway, Gateway]) -> Non
     assert reply.startswith(b"SIP/2.0 200 OK\r\n")
 
 
+async def start_registered(a_cfg: Config, b_cfg: Config, tmp: Path) -> tuple[Gateway, Gateway]:
+    """Start A (with an ATA line) and B (a provider line towards A); wait until B is registered."""
+    a = Gateway(a_cfg, Store.open(tmp / "a.db"))
+    b = Gateway(b_cfg, Store.open(tmp / "b.db"))
+    await a.start()
+    await b.start()
+    for _ in range(300):
+        if b.line_status("up").state == "registered":
+            break
+        await asyncio.sleep(0.01)
+    assert b.line_status("up").state == "registered", b.line_status("up")
+    return a, b
+
+
 async def test_provider_line_registers_to_ata_line_with_sha256(tmp_path: Path) -> None:
     """Our registrar against our own client: SHA-256 only, then calls both ways."""
     a_cfg = parse_config(
@@ -267,16 +281,8 @@ async def test_provider_line_registers_to_ata_line_with_sha256(tmp_path: Path) -
         ),
         base_dir=tmp_path,
     )
-    a = Gateway(a_cfg, Store.open(tmp_path / "a.db"))
-    b = Gateway(b_cfg, Store.open(tmp_path / "b.db"))
-    await a.start()
-    await b.start()
+    a, b = await start_registered(a_cfg, b_cfg, tmp_path)
     try:
-        for _ in range(300):
-            if b.line_status("up").state == "registered":
-                break
-            await asyncio.sleep(0.01)
-        assert b.line_status("up").state == "registered"
         assert a.line_status("box").state == "registered"
         assert a.registrar is not None and a.registrar.digest.algorithms == ("SHA-256",)
         # A calls the registered "ATA" (B), which routes it to its echo.
@@ -416,16 +422,10 @@ async def test_provider_line_over_tcp(tmp_path: Path) -> None:
             }
         ],
     )
-    a = Gateway(parse_config(a_data, base_dir=tmp_path), Store.open(tmp_path / "a.db"))
-    b = Gateway(parse_config(b_data, base_dir=tmp_path), Store.open(tmp_path / "b.db"))
-    await a.start()
-    await b.start()
+    a, b = await start_registered(
+        parse_config(a_data, base_dir=tmp_path), parse_config(b_data, base_dir=tmp_path), tmp_path
+    )
     try:
-        for _ in range(300):
-            if b.line_status("up").state == "registered":
-                break
-            await asyncio.sleep(0.01)
-        assert b.line_status("up").state == "registered"
         assert a.ua is not None and b.ua is not None and a.ua.transport and b.ua.transport
         assert a.ua.transport.tcp_connections == 1 and b.ua.transport.tcp_connections == 1
         out = await b.dial("up", "600")
