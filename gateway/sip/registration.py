@@ -185,6 +185,8 @@ class Registration:
                 self._fail(f"cannot reach registrar: {exc}")
                 return None
             if response is None:
+                # With several servers (SRV), the next attempt goes to another one.
+                self.ua.mark_unreachable(self._next_hop())
                 self._fail("no response from registrar")
                 return None
             status = response.status

@@ -96,6 +96,7 @@ class UserAgent:
         self._invite_owner: dict[ClientTransaction, OutgoingCall] = {}
         self._resolved: dict[str, str] = {}  # host name -> the address in use
         self._srv_port: dict[str, int] = {}  # host name -> port from its SRV record
+        self._unreachable: dict[str, dict[HostPort, float]] = {}  # host -> server -> until
         self.locator = Locator()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop = asyncio.get_event_loop()
@@ -208,8 +209,10 @@ class UserAgent:
     async def resolve(self, uri: SipUri, line: LineContext | None = None) -> HostPort:
         """Where to send a request for ``uri``: SRV first for a bare name (RFC 3263).
 
-        The first server is used and remembered; answers are refreshed when
-        the gateway re-resolves its lines' peers.
+        The first server that is not marked unreachable is used and
+        remembered; addresses of the other IP family than our socket's are
+        skipped.  Answers are refreshed when the gateway re-resolves its
+        lines' peers, or when :meth:`mark_unreachable` drops one.
         """
         host, port = uri.host_port()
         if is_ip(host):
@@ -217,12 +220,27 @@ class UserAgent:
         if host not in self._resolved:
             transport = self.transport_for(line, uri)
             found = await self.locator.locate(host, uri.port, transport)
+            ipv6 = ":" in self.listen[0]
+            found = [t for t in found if (":" in t[0]) == ipv6] or found
             if not found:
                 raise OSError(f"cannot resolve {host}")
-            self._resolved[host] = found[0][0]
+            now = self._loop.time()
+            bad = {t for t, until in self._unreachable.get(host, {}).items() if until > now}
+            target = next((t for t in found if t not in bad), found[0])
+            self._resolved[host] = target[0]
             if uri.port is None:
-                self._srv_port[host] = found[0][1]
+                self._srv_port[host] = target[1]
         return self._resolved[host], uri.port or self._srv_port.get(host, port)
+
+    def mark_unreachable(self, uri: SipUri, seconds: float = 300.0) -> None:
+        """The server in use for ``uri`` did not answer: try the next one (RFC 3263 §4.3)."""
+        host = uri.host_port()[0]
+        if host not in self._resolved:
+            return
+        target = self.resolve_cached(uri)
+        self._unreachable.setdefault(host, {})[target] = self._loop.time() + seconds
+        self._resolved.pop(host, None)
+        self._srv_port.pop(host, None)
 
     def forget_resolved(self) -> None:
         """Drop remembered DNS answers (the next request looks them up again)."""

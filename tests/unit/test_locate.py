@@ -155,3 +155,90 @@ async def test_user_agent_sends_to_the_srv_server(
     assert (host, port) in (("127.0.0.1", 5099), ("::1", 5099))
     assert ua.resolve_cached(SipUri(host="provider.example")) == (host, 5099)
     assert ua.resolve_cached(SipUri(host="provider.example", port=7000)) == (host, 7000)
+
+
+async def test_registration_moves_to_the_next_srv_server_when_one_is_silent(
+    fake_dns: Callable[[dict[str, list[str]]], FakeDns],
+) -> None:
+    from gateway.sip.digest import Credentials, DigestClient
+    from gateway.sip.line import LineContext
+    from gateway.sip.message import SipRequest, make_response
+    from gateway.sip.registration import Registration, RegistrationState
+    from gateway.sip.transaction import Event, RequestReceived
+    from gateway.sip.transport import SipTransport
+
+    loop = asyncio.get_running_loop()
+    seen: list[SipRequest] = []
+
+    def answer(event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            seen.append(event.request)
+            live.send_response(event.transaction, make_response(event.request, 200, to_tag="srv2"))
+
+    live = await SipTransport.open(("127.0.0.1", 0), answer)
+    # A bound socket that never answers: the first (priority 10) server is silent.
+    dead, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    dead_port = dead.get_extra_info("sockname")[1]
+    live_port = live.local_address[1]
+    server = fake_dns(
+        {
+            "_sip._udp.provider.example.": [
+                f"10 0 {dead_port} localhost.",
+                f"20 0 {live_port} localhost.",
+            ]
+        }
+    )
+
+    async def no_media() -> object:
+        raise AssertionError("no media here")
+
+    ua = UserAgent(
+        listen=("127.0.0.35", 5060),
+        user_agent="test",
+        open_media=no_media,  # type: ignore[arg-type]
+        rate_limit=10.0,
+        block_user_agents=[],
+    )
+    ua.locator = await locator_for(server)
+    line = LineContext(
+        name="prov",
+        kind="provider",
+        username="alice",
+        domain="provider.example",
+        digest=DigestClient(Credentials("alice", "pw")),
+        proxy=SipUri(host="provider.example"),
+    )
+    ua.lines = {"prov": line}
+    await ua.start()
+    reg = Registration(
+        ua,
+        line,
+        registrar=SipUri(host="provider.example"),
+        aor=SipUri(host="provider.example", user="alice"),
+        expires=300,
+        keepalive=0,
+        request_timeout=0.3,
+    )
+    try:
+        reg.start()
+        for _ in range(200):
+            if reg.status.state is RegistrationState.FAILED:
+                break
+            await asyncio.sleep(0.01)
+        assert reg.status.last_error == "no response from registrar"
+        assert seen == []
+        reg.refresh_now()
+        for _ in range(200):
+            if reg.status.state is RegistrationState.REGISTERED:
+                break
+            await asyncio.sleep(0.01)
+        assert reg.status.state is RegistrationState.REGISTERED
+        assert len(seen) == 1 and seen[0].method == "REGISTER"
+        assert ua.resolve_cached(SipUri(host="provider.example")) == ("127.0.0.1", live_port)
+    finally:
+        await reg.stop(unregister=False)
+        await ua.stop()
+        live.close()
+        dead.close()
