@@ -94,6 +94,23 @@ async def locator_for(server: FakeDns) -> Locator:
     return Locator(resolver, random.Random(1))
 
 
+async def signalling_only_ua(ip: str, server: FakeDns) -> UserAgent:
+    """A user agent on ``ip`` that looks SRV records up on the fake DNS server."""
+
+    async def no_media() -> object:
+        raise AssertionError("no media here")
+
+    ua = UserAgent(
+        listen=(ip, 5060),
+        user_agent="test",
+        open_media=no_media,  # type: ignore[arg-type]
+        rate_limit=10.0,
+        block_user_agents=[],
+    )
+    ua.locator = await locator_for(server)
+    return ua
+
+
 async def test_srv_records_name_the_servers(
     fake_dns: Callable[[dict[str, list[str]]], FakeDns],
 ) -> None:
@@ -140,17 +157,7 @@ async def test_user_agent_sends_to_the_srv_server(
 ) -> None:
     server = fake_dns({"_sip._udp.provider.example.": ["10 0 5099 localhost."]})
 
-    async def no_media() -> object:
-        raise AssertionError("no media here")
-
-    ua = UserAgent(
-        listen=("127.0.0.34", 5060),
-        user_agent="test",
-        open_media=no_media,  # type: ignore[arg-type]
-        rate_limit=10.0,
-        block_user_agents=[],
-    )
-    ua.locator = await locator_for(server)
+    ua = await signalling_only_ua("127.0.0.34", server)
     host, port = await ua.resolve(SipUri(host="provider.example"))
     assert (host, port) in (("127.0.0.1", 5099), ("::1", 5099))
     assert ua.resolve_cached(SipUri(host="provider.example")) == (host, 5099)
@@ -191,17 +198,7 @@ async def test_registration_moves_to_the_next_srv_server_when_one_is_silent(
         }
     )
 
-    async def no_media() -> object:
-        raise AssertionError("no media here")
-
-    ua = UserAgent(
-        listen=("127.0.0.35", 5060),
-        user_agent="test",
-        open_media=no_media,  # type: ignore[arg-type]
-        rate_limit=10.0,
-        block_user_agents=[],
-    )
-    ua.locator = await locator_for(server)
+    ua = await signalling_only_ua("127.0.0.35", server)
     line = LineContext(
         name="prov",
         kind="provider",
