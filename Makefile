@@ -1,7 +1,8 @@
 # Linegram developer commands (GNU make, Debian 12).  `make help` lists them.
 #
 #   make run    virtualenv, default settings in var/linegram.toml, start the gateway
-#   make test   Debian test packages, lint, unit tests on 3.11 and 3.13, interop tests
+#   make test   Debian test packages, lint, unit tests on 3.11 and 3.13, interop tests,
+#               the Telegram leg against the simulated cloud
 #
 # Works as root or as a user with sudo (sudo is only used to install missing
 # Debian packages).  Python 3.13 is optional: without it the 3.13 run is skipped.
@@ -18,7 +19,7 @@ VENV313 := .venv313
 CONFIG := var/linegram.toml
 BENCH_ARGS ?=
 
-.PHONY: help deps run lint unit unit313 interop bench test clean $(VENV) $(VENV313)
+.PHONY: help deps run lint unit unit313 interop telegram bench test clean $(VENV) $(VENV313)
 
 help:
 	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
@@ -27,6 +28,7 @@ help:
 	echo "make lint      ruff check, ruff format --check, mypy --strict"
 	echo "make unit      unit tests on Python 3.11     make unit313   the same on Python 3.13"
 	echo "make interop   tests against sipp, baresip and kamailio"
+	echo "make telegram  the Telegram leg against the simulated cloud, real ntgcalls media (netns)"
 	echo "make bench     benchmarks (bench/run.py)     make clean     remove venvs and caches"
 
 deps:
@@ -84,6 +86,10 @@ unit313:
 interop: deps $(VENV)
 	$(VENV)/bin/pytest tests/interop -m interop -q
 
+# Real WebRTC media needs a non-loopback interface: a private network namespace with a veth pair.
+telegram: deps $(VENV)
+	tools/in-netns.sh $(VENV)/bin/pytest tests/simcloud tests/telegram -q
+
 bench: deps $(VENV)
 	@if [ -f bench/run.py ]; then
 	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
@@ -94,7 +100,7 @@ bench: deps $(VENV)
 # Runs every step even after a failure, so one run shows everything that is broken.
 test:
 	@results=(); failed=0
-	for step in deps lint unit unit313 interop; do
+	for step in deps lint unit unit313 interop telegram; do
 	    if [ $$step = unit313 ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
 	        $(MAKE) unit313; results+=("unit313 skipped"); continue
 	    fi

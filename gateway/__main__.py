@@ -47,7 +47,7 @@ class GatewayLike(Protocol):
     async def stop(self) -> None: ...
 
 
-GatewayFactory = Callable[[Config, Store], GatewayLike]
+GatewayFactory = Callable[[Config, Store, Path | None], GatewayLike]
 
 
 def _gateway_factory() -> GatewayFactory:
@@ -57,9 +57,14 @@ def _gateway_factory() -> GatewayFactory:
     return factory
 
 
-async def main(config: Config, store: Store, gateway_factory: GatewayFactory | None = None) -> None:
+async def main(
+    config: Config,
+    store: Store,
+    gateway_factory: GatewayFactory | None = None,
+    config_path: Path | None = None,
+) -> None:
     """Run the gateway until SIGTERM or SIGINT, then stop it cleanly."""
-    gw = (gateway_factory or _gateway_factory())(config, store)
+    gw = (gateway_factory or _gateway_factory())(config, store, config_path)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -153,7 +158,7 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
         interrupted = store.mark_interrupted(time.time())
         if interrupted:
             log.warning("%d call(s) were cut off by the last shutdown", interrupted)
-        asyncio.run(main(config, store, gateway_factory))
+        asyncio.run(main(config, store, gateway_factory, path))
     except KeyboardInterrupt:  # a second Ctrl-C during stop()
         pass
     finally:

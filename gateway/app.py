@@ -5,7 +5,8 @@ running parts: one :class:`~gateway.sip.useragent.UserAgent` on the SIP port,
 a :class:`~gateway.sip.registration.Registration` per provider line, the ATA
 registrar, the shared media clock and RTP port pool.  Incoming calls are
 routed per line (the echo test, a rejection, or the members of the line once
-the Telegram side is there); every call is written to the call log.
+the call layer joins them); every call is written to the call log.  The
+Telegram side (:class:`~gateway.telegram.service.TelegramSide`) starts with it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.config import AtaLineConfig, Config, ProviderLineConfig
 from gateway.media.clock import MediaClock
@@ -30,6 +32,7 @@ from gateway.sip.security import SourceList, parse_networks
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import UserAgent
 from gateway.store import Outcome, Store
+from gateway.telegram.service import TelegramSide
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +51,11 @@ class LineStatus:
 
 
 class Gateway:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, config_path: Path | None = None) -> None:
         self.config = config
         self.store = store
+        # The Telegram account, bot, messages and calls; idle until an API app is configured.
+        self.telegram = TelegramSide(config, config_path)
         self.lines: dict[str, LineContext] = {}
         self.registrations: dict[str, Registration] = {}
         self.registrar: Registrar | None = None
@@ -136,9 +141,11 @@ class Gateway:
             if isinstance(line_config, ProviderLineConfig) and line_config.enabled:
                 await self._start_provider(line_config)
         self._spawn(self._housekeeping())
+        await self.telegram.start()
         log.info("gateway started with %d line(s)", len(self.lines))
 
     async def stop(self) -> None:
+        await self.telegram.stop()
         for registration in self.registrations.values():
             await registration.stop()
         for task in list(self._tasks):

@@ -51,6 +51,8 @@ __all__ = [
     "ProviderLineConfig",
     "Secret",
     "SipSettings",
+    "TelegramServer",
+    "TelegramSettings",
     "config_to_dict",
     "default_config",
     "default_config_text",
@@ -291,6 +293,26 @@ LineConfig = ProviderLineConfig | AtaLineConfig
 
 
 @dataclass(frozen=True, kw_only=True)
+class TelegramServer:
+    """Another MTProto server instead of Telegram (the simulated cloud in demo mode)."""
+
+    address: HostPort  # the port is always set
+    public_key: str  # PEM file of the server's RSA key, as written (see Config.telegram_server_key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TelegramSettings:
+    """The gateway's Telegram account, its companion bot and call settings."""
+
+    api_id: int = 0  # 0 = not set yet (the web UI's login asks for it)
+    api_hash: Secret = field(default_factory=Secret)
+    bot_token: Secret = field(default_factory=Secret)
+    session: str = "telegram/gateway.session"
+    ring_timeout: int = 45
+    server: TelegramServer | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole settings file.  *base_dir* is the config file's directory."""
 
@@ -299,6 +321,7 @@ class Config:
     sip: SipSettings = field(default_factory=SipSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     echo: EchoSettings = field(default_factory=EchoSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
     lines: tuple[LineConfig, ...] = ()
 
     @property
@@ -309,6 +332,25 @@ class Config:
     def line(self, name: str) -> LineConfig | None:
         """The line called *name*, or ``None``."""
         return next((line for line in self.lines if line.name == name), None)
+
+    @property
+    def telegram_session(self) -> Path:
+        """Absolute path of the gateway account's session file (under *data_dir*)."""
+        return Path(os.path.abspath(self.data_dir / self.telegram.session))
+
+    @property
+    def telegram_bot_session(self) -> Path:
+        """The companion bot's session file: ``<session stem>-bot.session`` beside it."""
+        path = self.telegram_session
+        return path.with_name(path.name.removesuffix(".session") + "-bot.session")
+
+    @property
+    def telegram_server_key(self) -> Path | None:
+        """Absolute path of ``telegram.server.public_key`` (relative to *base_dir*), if set."""
+        server = self.telegram.server
+        if server is None:
+            return None
+        return Path(os.path.abspath(self.base_dir / server.public_key))
 
 
 class ConfigInvalid(ConfigError):
@@ -583,6 +625,75 @@ def _parse_echo(t: _Table) -> EchoSettings:
     return result
 
 
+# my.telegram.org gives a 32-digit hex api_hash; @BotFather a "<bot id>:<35 characters>" token.
+_API_HASH = re.compile(r"[0-9a-fA-F]{32}")
+_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{30,64}")
+_TELEGRAM_KEYS = ("api_id", "api_hash", "bot_token", "session", "ring_timeout", "server")
+
+
+def _parse_telegram(t: _Table, problems: list[str]) -> TelegramSettings:
+    d = TelegramSettings()
+    before = len(problems)
+    api_id = t.integer("api_id", d.api_id, 0, 2**31 - 1)
+    api_hash = t.string("api_hash", secret=True)
+    if api_hash and not _API_HASH.fullmatch(api_hash):
+        # Never quote the value: it is a secret, even when mistyped.
+        t.error("api_hash", f"must be 32 hexadecimal characters, got {len(api_hash)} characters")
+    if len(problems) == before:
+        if api_id and not api_hash:
+            t.error("api_hash", "required when api_id is set (both come from my.telegram.org)")
+        if api_hash and not api_id and not t.has("api_id"):
+            t.error("api_id", "required when api_hash is set (both come from my.telegram.org)")
+        elif api_hash and not api_id:
+            t.error("api_id", "must not be 0 when api_hash is set (both come from my.telegram.org)")
+    bot_token = t.string("bot_token", secret=True)
+    if bot_token and not _BOT_TOKEN.fullmatch(bot_token):
+        t.error(
+            "bot_token",
+            'must be the token @BotFather gives ("123456789:" followed by 30-64 letters,'
+            " digits, _ or -)",
+        )
+        bot_token = ""
+    session = t.string("session", d.session)
+    if not session.endswith(".session") or session == ".session":
+        t.error("session", f'must be a file name ending in ".session", got {_show(session)}')
+        session = d.session
+    server: TelegramServer | None = None
+    raw_server = t.raw("server")
+    if isinstance(raw_server, dict):
+        server = _parse_telegram_server(_Table(raw_server, t.where("server"), problems))
+    elif raw_server is not None:
+        t.error("server", f"must be a table ([telegram.server]), got {_show(raw_server)}")
+    result = TelegramSettings(
+        api_id=api_id,
+        api_hash=Secret(api_hash),
+        bot_token=Secret(bot_token),
+        session=session,
+        ring_timeout=t.integer("ring_timeout", d.ring_timeout, 10, 120),
+        server=server,
+    )
+    t.check_unknown(_TELEGRAM_KEYS)
+    return result
+
+
+def _parse_telegram_server(t: _Table) -> TelegramServer | None:
+    address = t.hostport("address")
+    if address is None and not t.has("address"):
+        t.error("address", 'required: "host:port" of the MTProto server')
+    elif address is not None and address.port is None:
+        t.error("address", f"must include the port (host:port), got {_show(str(address))}")
+        address = None
+    public_key = t.string("public_key")
+    if not public_key and not t.has("public_key"):
+        t.error("public_key", "required: the PEM file of the server's RSA public key")
+    elif not public_key:
+        t.error("public_key", "must not be empty")
+    t.check_unknown(["address", "public_key"])
+    if address is None or not public_key:
+        return None
+    return TelegramServer(address=address, public_key=public_key)
+
+
 _COMMON_LINE_KEYS = ("name", "kind", "enabled", "incoming", "dtmf", "codecs", "allow")
 _PROVIDER_KEYS = (
     "registrar",
@@ -731,6 +842,9 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
     sip = _parse_sip(_subtable(top, "sip", problems))
     media = _parse_media(_subtable(top, "media", problems))
     echo = _parse_echo(_subtable(top, "echo", problems))
+    telegram = _parse_telegram(_subtable(top, "telegram", problems), problems)
+    for secret in (telegram.api_hash, telegram.bot_token):
+        register_secret(secret.reveal())
     lines: list[LineConfig] = []
     raw_lines = top.raw("lines")
     if raw_lines is not None and not (
@@ -745,7 +859,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
             if line.password:
                 register_secret(line.password.reveal())
             lines.append(_fill_derived(line))
-    top.check_unknown(["gateway", "sip", "media", "echo", "lines"])
+    top.check_unknown(["gateway", "sip", "media", "echo", "telegram", "lines"])
     if problems:
         raise ConfigInvalid(problems)
     return Config(
@@ -754,6 +868,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
         sip=sip,
         media=media,
         echo=echo,
+        telegram=telegram,
         lines=tuple(lines),
     )
 
@@ -787,7 +902,8 @@ def load_config(path: Path | str) -> Config:
         config = parse_config(data, base_dir=path.parent)
     except ConfigInvalid as exc:
         raise ConfigInvalid(exc.problems, source=str(path)) from None
-    if any(line.password for line in config.lines):
+    telegram = config.telegram
+    if any(line.password for line in config.lines) or telegram.api_hash or telegram.bot_token:
         _protect(path)
     return config
 
@@ -854,8 +970,25 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "extension": config.echo.extension,
             "allow": [_network_text(n) for n in config.echo.allow],
         },
+        "telegram": _telegram_to_dict(config.telegram),
         "lines": [_line_to_dict(line) for line in config.lines],
     }
+
+
+def _telegram_to_dict(telegram: TelegramSettings) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "api_id": telegram.api_id,
+        "api_hash": telegram.api_hash.reveal(),
+        "bot_token": telegram.bot_token.reveal(),
+        "session": telegram.session,
+        "ring_timeout": telegram.ring_timeout,
+    }
+    if telegram.server is not None:
+        out["server"] = {
+            "address": str(telegram.server.address),
+            "public_key": telegram.server.public_key,
+        }
+    return out
 
 
 def _line_to_dict(line: LineConfig) -> dict[str, Any]:
@@ -956,6 +1089,18 @@ ptime = 20                # 10 | 20 | 30 | 40
 [echo]
 extension = "600"         # call sip:600@<listen> to hear yourself; "" disables it
 allow = ["127.0.0.1"]     # who may call the echo test directly (IPs or CIDRs)
+
+[telegram]
+api_id = 0                # from https://my.telegram.org -> API development tools; 0 = not set
+api_hash = ""             # the app's api_hash from the same page (secret)
+bot_token = ""            # companion bot from @BotFather (secret); "" = text commands only
+session = "telegram/gateway.session"  # the account's login, under gateway.data_dir (0600)
+ring_timeout = 45         # seconds a member's Telegram rings before the call counts as missed
+
+# Advanced: use another MTProto server instead of Telegram (the simulated cloud).
+# [telegram.server]
+# address = "127.0.0.1:44300"
+# public_key = "simcloud.pem"   # its RSA public key; relative to this file's directory
 
 # Lines: add one [[lines]] table per line.  Examples:
 #

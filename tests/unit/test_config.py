@@ -21,6 +21,7 @@ from gateway.config import (
     HostPort,
     ProviderLineConfig,
     Secret,
+    TelegramServer,
     config_to_dict,
     default_config,
     default_config_text,
@@ -41,6 +42,9 @@ PROVIDER = {
     "password": "s3cret-pw",
 }
 ATA = {"name": "landline", "kind": "ata", "allow": ["192.168.1.20"]}
+API_HASH = "0123456789abcdef0123456789ABCDEF"
+BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawA"
+TELEGRAM = {"api_id": 12345, "api_hash": API_HASH}
 
 
 def problems(data: dict[str, Any]) -> list[str]:
@@ -382,6 +386,79 @@ def test_passwords_are_registered_for_redaction() -> None:
             {"lines": [PROVIDER, {**ATA, "name": "home"}]},
             'lines[1].name: "home" is already used by lines[0]',
         ),
+        (
+            {"telegram": {"api_id": "12345", "api_hash": API_HASH}},
+            'telegram.api_id: must be an integer between 0 and 2147483647, got "12345"',
+        ),
+        (
+            {"telegram": {"api_id": -1, "api_hash": API_HASH}},
+            "telegram.api_id: must be an integer between 0 and 2147483647, got -1",
+        ),
+        (
+            {"telegram": {"api_id": 12345, "api_hash": "secret-but-wrong"}},
+            "telegram.api_hash: must be 32 hexadecimal characters, got 16 characters",
+        ),
+        (
+            {"telegram": {"api_id": 12345, "api_hash": 42}},
+            "telegram.api_hash: must be a string, got an integer",
+        ),
+        (
+            {"telegram": {"api_id": 12345}},
+            "telegram.api_hash: required when api_id is set (both come from my.telegram.org)",
+        ),
+        (
+            {"telegram": {"api_hash": API_HASH}},
+            "telegram.api_id: required when api_hash is set (both come from my.telegram.org)",
+        ),
+        (
+            {"telegram": {"api_id": 0, "api_hash": API_HASH}},
+            "telegram.api_id: must not be 0 when api_hash is set (both come from my.telegram.org)",
+        ),
+        (
+            {"telegram": {**TELEGRAM, "bot_token": "123:short-and-secret"}},
+            (
+                'telegram.bot_token: must be the token @BotFather gives ("123456789:" followed by'
+                " 30-64 letters, digits, _ or -)"
+            ),
+        ),
+        (
+            {"telegram": {"session": "state/gateway.db"}},
+            'telegram.session: must be a file name ending in ".session", got "state/gateway.db"',
+        ),
+        (
+            {"telegram": {"ring_timeout": 5}},
+            "telegram.ring_timeout: must be an integer between 10 and 120, got 5",
+        ),
+        ({"telegram": {"apiid": 1}}, 'telegram.apiid: unknown key (did you mean "api_id"?)'),
+        ({"telegram": []}, "telegram: must be a table ([telegram]), got []"),
+        (
+            {"telegram": {"server": {"address": "127.0.0.1", "public_key": "k.pem"}}},
+            'telegram.server.address: must include the port (host:port), got "127.0.0.1"',
+        ),
+        (
+            {"telegram": {"server": {"address": "127.0.0.1:99999", "public_key": "k.pem"}}},
+            'telegram.server.address: "127.0.0.1:99999" has an invalid port',
+        ),
+        (
+            {"telegram": {"server": {"public_key": "k.pem"}}},
+            'telegram.server.address: required: "host:port" of the MTProto server',
+        ),
+        (
+            {"telegram": {"server": {"address": "sim:1"}}},
+            "telegram.server.public_key: required: the PEM file of the server's RSA public key",
+        ),
+        (
+            {"telegram": {"server": {"address": "sim:1", "public_key": ""}}},
+            "telegram.server.public_key: must not be empty",
+        ),
+        (
+            {"telegram": {"server": {"address": "sim:1", "public_key": "k", "publickey": "x"}}},
+            'telegram.server.publickey: unknown key (did you mean "public_key"?)',
+        ),
+        (
+            {"telegram": {"server": "sim:1"}},
+            'telegram.server: must be a table ([telegram.server]), got "sim:1"',
+        ),
     ],
 )
 def test_problem_names_the_field(data: dict[str, Any], message: str) -> None:
@@ -407,6 +484,59 @@ def test_config_invalid_is_a_config_error_and_value_error() -> None:
 def test_password_value_never_in_problem_text() -> None:
     found = problems({"lines": [{**PROVIDER, "password": ["pw-in-a-list"]}]})
     assert found == ["lines[0].password: must be a string, got an array"]
+
+
+def test_telegram_secrets_never_in_problem_text() -> None:
+    found = problems({"telegram": {"api_id": 1, "api_hash": "hash-typo-x", "bot_token": "tok:en"}})
+    assert len(found) == 2
+    assert not any("hash-typo-x" in p or "tok:en" in p for p in found)
+
+
+# ------------------------------------------------------------------ [telegram]
+
+
+def test_telegram_defaults() -> None:
+    config = parse_config({}, base_dir=BASE)
+    telegram = config.telegram
+    assert telegram.api_id == 0
+    assert telegram.api_hash == Secret("")
+    assert telegram.bot_token == Secret("")
+    assert telegram.session == "telegram/gateway.session"
+    assert telegram.ring_timeout == 45
+    assert telegram.server is None
+    assert config.telegram_session == BASE / "telegram" / "gateway.session"
+    assert config.telegram_bot_session == BASE / "telegram" / "gateway-bot.session"
+    assert config.telegram_server_key is None
+
+
+def test_telegram_all_keys() -> None:
+    data = {
+        "gateway": {"data_dir": "/var/lib/linegram"},
+        "telegram": {
+            **TELEGRAM,
+            "bot_token": BOT_TOKEN,
+            "session": "account.session",
+            "ring_timeout": 120,
+            "server": {"address": "[::1]:4430", "public_key": "sim.pem"},
+        },
+    }
+    config = parse_config(data, base_dir=BASE)
+    telegram = config.telegram
+    assert telegram.api_id == 12345
+    assert telegram.api_hash.reveal() == API_HASH
+    assert telegram.bot_token.reveal() == BOT_TOKEN
+    assert telegram.ring_timeout == 120
+    assert telegram.server == TelegramServer(address=HostPort("::1", 4430), public_key="sim.pem")
+    assert config.telegram_session == Path("/var/lib/linegram/account.session")
+    assert config.telegram_bot_session == Path("/var/lib/linegram/account-bot.session")
+    # The key file is the user's, next to the settings file, not in the state directory.
+    assert config.telegram_server_key == BASE / "sim.pem"
+    assert BOT_TOKEN not in repr(config) and API_HASH not in repr(config)
+
+
+def test_telegram_secrets_are_registered_for_redaction() -> None:
+    parse_config({"telegram": {**TELEGRAM, "bot_token": BOT_TOKEN}}, base_dir=BASE)
+    assert logs.redact(f"token {BOT_TOKEN} hash {API_HASH}") == "token *** hash ***"
 
 
 # ------------------------------------------------------------------ HostPort
@@ -464,6 +594,13 @@ def full_config() -> Config:
         },
         "media": {"address": "0.0.0.0", "rtp_port_min": 20000, "rtp_port_max": 20100, "ptime": 30},
         "echo": {"extension": "", "allow": ["127.0.0.0/8"]},
+        "telegram": {
+            **TELEGRAM,
+            "bot_token": BOT_TOKEN,
+            "session": "tg/main.session",
+            "ring_timeout": 30,
+            "server": {"address": "127.0.0.1:44300", "public_key": "keys/sim.pem"},
+        },
         "lines": [
             {**PROVIDER, "domain": "example.net", "outbound_proxy": "proxy.example.net"},
             {**ATA, "username": "ata", "password": 'we"ird\\pw'},
@@ -483,7 +620,19 @@ def test_dict_round_trip() -> None:
     assert "user_agent" not in data["sip"]
     assert "auth_username" not in data["lines"][0]
     assert data["lines"][0]["domain"] == "example.net"
+    assert data["telegram"]["api_hash"] == API_HASH
+    assert data["telegram"]["bot_token"] == BOT_TOKEN
+    assert data["telegram"]["server"] == {
+        "address": "127.0.0.1:44300",
+        "public_key": "keys/sim.pem",
+    }
     assert parse_config(data, base_dir=BASE) == config
+
+
+def test_dict_without_server_has_no_server_table() -> None:
+    data = config_to_dict(parse_config({"telegram": TELEGRAM}, base_dir=BASE))
+    assert "server" not in data["telegram"]
+    assert data["telegram"]["bot_token"] == ""
 
 
 def test_derived_values_are_not_frozen_into_the_file() -> None:
@@ -510,6 +659,7 @@ def test_save_and_load(tmp_path: Path) -> None:
     assert loaded.data_dir == tmp_path / "state"
     assert loaded.lines == config.lines
     assert loaded.sip == config.sip
+    assert loaded.telegram == config.telegram
     assert [p.name for p in tmp_path.iterdir()] == ["linegram.toml"]
 
 
@@ -551,6 +701,14 @@ def test_load_tightens_readable_file_with_password(
     assert caplog.messages == [
         f"config file {path} holds passwords and was readable by others (mode 0644); now 0600"
     ]
+
+
+def test_load_tightens_readable_file_with_telegram_secret(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[telegram]\napi_id = 1\napi_hash = "{API_HASH}"\n')
+    path.chmod(0o640)
+    load_config(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_load_leaves_file_without_password_alone(tmp_path: Path) -> None:

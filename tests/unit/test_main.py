@@ -129,9 +129,10 @@ class FakeGateway:
 
     instances: list[FakeGateway] = []
 
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store, config_path: Path | None = None) -> None:
         self.config = config
         self.store = store
+        self.config_path = config_path
         self.events: list[str] = []
         FakeGateway.instances.append(self)
 
