@@ -19,16 +19,17 @@ VENV313 := .venv313
 CONFIG := var/linegram.toml
 BENCH_ARGS ?=
 
-.PHONY: help deps run lint unit unit313 interop telegram bench test clean $(VENV) $(VENV313)
+.PHONY: help deps run lint unit unit313 interop telegram telegram313 bench test clean $(VENV) $(VENV313)
 
 help:
 	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
-	echo "make test      deps + lint + unit + unit313 + interop, with a summary line"
+	echo "make test      deps + lint + unit + unit313 + interop + telegram + telegram313, with a summary"
 	echo "make deps      install the missing Debian packages of tools/debian-packages.txt"
 	echo "make lint      ruff check, ruff format --check, mypy --strict"
 	echo "make unit      unit tests on Python 3.11     make unit313   the same on Python 3.13"
 	echo "make interop   tests against sipp, baresip and kamailio"
 	echo "make telegram  the Telegram leg against the simulated cloud, real ntgcalls media (netns)"
+	echo "make telegram313  the same on Python 3.13"
 	echo "make bench     benchmarks (bench/run.py)     make clean     remove venvs and caches"
 
 deps:
@@ -90,6 +91,14 @@ interop: deps $(VENV)
 telegram: deps $(VENV)
 	tools/in-netns.sh $(VENV)/bin/pytest tests/simcloud tests/telegram -q
 
+telegram313: deps
+	@if [ -z "$$(tools/find-python.sh 3.13)" ]; then
+	    echo "NOTICE: python3.13 not found; skipping the Python 3.13 Telegram tests"
+	    exit 0
+	fi
+	$(MAKE) $(VENV313)
+	tools/in-netns.sh $(VENV313)/bin/pytest tests/simcloud tests/telegram -q
+
 bench: deps $(VENV)
 	@if [ -f bench/run.py ]; then
 	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
@@ -100,9 +109,9 @@ bench: deps $(VENV)
 # Runs every step even after a failure, so one run shows everything that is broken.
 test:
 	@results=(); failed=0
-	for step in deps lint unit unit313 interop telegram; do
-	    if [ $$step = unit313 ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
-	        $(MAKE) unit313; results+=("unit313 skipped"); continue
+	for step in deps lint unit unit313 interop telegram telegram313; do
+	    if [ $${step%313} != $$step ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
+	        $(MAKE) $$step; results+=("$$step skipped"); continue
 	    fi
 	    if $(MAKE) $$step; then results+=("$$step ok"); else results+=("$$step FAILED"); failed=1; fi
 	done

@@ -24,7 +24,6 @@ from telethon import errors
 from simcloud.audio import amplitude_to_dbfs, analyse
 from simcloud.cloud import Cloud
 from simcloud.member import CallCancelled, Incoming, SimMember
-from simcloud.netns import private_netns_ready
 from simcloud.phone import CallState, Phone, phone_of
 from simcloud.server import CloudServer
 from simcloud.state import PrivacyRule, state_of
@@ -43,13 +42,6 @@ class Household:
     phone: Phone
     alice: SimMember  # places the calls
     bob: SimMember  # receives them
-
-
-@pytest.fixture
-def netns() -> None:
-    reason = private_netns_ready()
-    if reason is not None:
-        pytest.fail(reason)
 
 
 @pytest.fixture
@@ -95,7 +87,7 @@ def assert_hears(member: SimMember, peer: SimMember, frequency: float, seconds: 
 
 
 @pytest.mark.media
-async def test_answered_call_carries_tones_both_ways(netns: None, home: Household) -> None:
+async def test_answered_call_carries_tones_both_ways(home: Household) -> None:
     alice, bob, phone = home.alice, home.bob, home.phone
     setup = await alice.call("bob_home", timeout=10)
     answered = await bob.wait_event("answered", T, peer=alice.id)
@@ -127,7 +119,7 @@ async def test_answered_call_carries_tones_both_ways(netns: None, home: Househol
 
 
 @pytest.mark.media
-async def test_callee_hangs_up(netns: None, home: Household) -> None:
+async def test_callee_hangs_up(home: Household) -> None:
     alice, bob = home.alice, home.bob
     await alice.call(bob.id, timeout=10)
     await bob.wait_event("answered", T)
@@ -138,7 +130,7 @@ async def test_callee_hangs_up(netns: None, home: Household) -> None:
 
 
 @pytest.mark.media
-async def test_answer_after_delay(netns: None, home: Household) -> None:
+async def test_answer_after_delay(home: Household) -> None:
     home.bob.answer_delay = 1.0
     setup = await home.alice.call(home.bob.id, timeout=10)
     assert 1.0 <= setup < 6.0
@@ -150,7 +142,7 @@ async def test_answer_after_delay(netns: None, home: Household) -> None:
 
 @pytest.mark.media
 @pytest.mark.parametrize("version", VERSIONS)
-async def test_each_protocol_version(netns: None, home: Household, version: str) -> None:
+async def test_each_protocol_version(home: Household, version: str) -> None:
     alice, bob, phone = home.alice, home.bob, home.phone
     phone.force_version = version
     await alice.call(bob.id, timeout=10)
@@ -174,7 +166,7 @@ async def test_each_protocol_version(netns: None, home: Household, version: str)
 
 
 @pytest.mark.media
-async def test_never_connect_fault(netns: None, home: Household) -> None:
+async def test_never_connect_fault(home: Household) -> None:
     alice, bob, phone = home.alice, home.bob, home.phone
     phone.never_connect = True
     started = asyncio.get_running_loop().time()

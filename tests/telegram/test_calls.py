@@ -26,20 +26,12 @@ from gateway.telegram.call import (
 )
 from simcloud.audio import ToneGenerator, analyse, pace_frames
 from simcloud.member import Incoming, SimMember
-from simcloud.netns import HINT, private_netns_ready
 from simcloud.state import PrivacyRule
 from tests.telegram.simworld import GATEWAY_PHONE, World, eventually
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
 
 SENT_LEVEL = ToneGenerator(440, 8000, 0.3).level_dbfs
-
-
-@pytest.fixture(autouse=True)
-def _netns() -> None:
-    reason = private_netns_ready()
-    if reason is not None:
-        pytest.fail(f"{reason}; {HINT}")
 
 
 @dataclass

@@ -13,17 +13,9 @@ from gateway.telegram.call import CallOutcome, TelegramCall
 from gateway.telegram.login import LoginStep
 from gateway.telegram.service import TelegramSide
 from simcloud.member import SimMember
-from simcloud.netns import HINT, private_netns_ready
 from tests.telegram.simworld import GATEWAY_PHONE, World, eventually
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(90)]
-
-
-@pytest.fixture(autouse=True)
-def _netns() -> None:
-    reason = private_netns_ready()
-    if reason is not None:
-        pytest.fail(f"{reason}; {HINT}")
 
 
 def side_for(world: World) -> TelegramSide:
