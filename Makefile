@@ -50,16 +50,17 @@ define make-venv
 	    "$$py" -m venv $(2)
 	fi
 	$(2)/bin/python -m pip install --disable-pip-version-check -q "pip==$(PIP_VERSION)"
-	$(2)/bin/python -m pip install --disable-pip-version-check -q --progress-bar off -e '.[test]'
+	$(2)/bin/python -m pip install --disable-pip-version-check -q --progress-bar off \
+	    -c tools/constraints.txt -e '.[test]'
 	touch $(2)/.stamp
 endef
 
 $(VENV): $(VENV)/.stamp ; @:
-$(VENV)/.stamp: pyproject.toml
+$(VENV)/.stamp: pyproject.toml tools/constraints.txt
 	$(call make-venv,3.11,$(VENV))
 
 $(VENV313): $(VENV313)/.stamp ; @:
-$(VENV313)/.stamp: pyproject.toml
+$(VENV313)/.stamp: pyproject.toml tools/constraints.txt
 	$(call make-venv,3.13,$(VENV313))
 
 run: $(VENV)
