@@ -68,7 +68,6 @@ CALL_TIMEOUT = 20.0  # one call to ACTIVE / CONNECTED
 FIRST_AUDIO_TIMEOUT = 5.0
 MIN_PCT = 98.0  # of the expected frames, heard / voiced / sent, per call in a window
 TONE_TOLERANCE_HZ = 1.0
-SEEN_WORKERS = ("gateway", "raw-caller")
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,18 +162,13 @@ class Plan:
         return int(self.world["members"][index][0])
 
 
-async def start_peer(work: Path, members: int) -> tuple[Worker, dict[str, Any], Path]:
-    peer = Worker("peer", PEER, work / "peer.log")
-    await peer.start()
-    world = await peer.call("start", 60 + 10 * members, members=members)
-    key_file = work / "sim.pem"
-    key_file.write_text(world["public_pem"])
-    return peer, world, key_file
+def write_key(path: Path, pem: str) -> Path:
+    path.write_text(pem)
+    return path
 
 
-async def start_gateway(plan: Plan, label: str, members: int) -> Worker:
-    """A fresh gateway process, signed in, knowing the first *members* members."""
-    gw = Worker("gateway", GATEWAY, plan.work / f"gateway-{label}.log")
+async def start_gateway(plan: Plan, gw: Worker, label: str, members: int) -> None:
+    """Start *gw*, a fresh gateway process: signed in, knowing the first *members* members."""
     await gw.start()
     phone = plan.world["gateway_phone"]
     await gw.call(
@@ -189,7 +183,6 @@ async def start_gateway(plan: Plan, label: str, members: int) -> Worker:
     code = (await plan.peer.call("code", 10, phone=phone))["code"]
     await gw.call("login_code", 60, code=code)
     await gw.call("know", 60, members=plan.world["members"][:members])
-    return gw
 
 
 # ---------------------------------------------------------------------------------------
@@ -279,8 +272,9 @@ async def hang_up(plan: Plan, gw: Worker, member: int) -> None:
 async def product_setup(plan: Plan, run: int) -> list[SetupSample]:
     """A fresh gateway process: one cold call, then outgoing and incoming calls in turn."""
     samples: list[SetupSample] = []
-    gw = await start_gateway(plan, f"setup-r{run}", 1)
+    gw = Worker("gateway", GATEWAY, plan.work / f"gateway-setup-r{run}.log")
     try:
+        await start_gateway(plan, gw, f"setup-r{run}", 1)
         order = [("outgoing", True)] + [
             (path, False) for _ in range(plan.args.setup_calls) for path in ("outgoing", "incoming")
         ]
@@ -507,7 +501,7 @@ async def measure_gateway(plan: Plan, calls: int, run: int) -> CpuMeasurement:
     members = list(range(calls))
     gw = Worker("gateway", GATEWAY, plan.work / f"gateway-n{calls}-r{run}.log")
     try:
-        gw = await start_gateway(plan, f"n{calls}-r{run}", calls)
+        await start_gateway(plan, gw, f"n{calls}-r{run}", calls)
         started = time.monotonic()
         for index in members:
             member = plan.member_id(index)
@@ -526,9 +520,7 @@ async def measure_gateway(plan: Plan, calls: int, run: int) -> CpuMeasurement:
         )
         far_expected = FRAMES_PER_S * (f1["at"] - f0["at"])
         wanted = {str(i): f1["heard"][str(i)] for i in members}
-        m.far_heard_pct_min, _, m.far_voiced_pct_min = pct_range(
-            f0["heard"], wanted, far_expected
-        )
+        m.far_heard_pct_min, _, m.far_voiced_pct_min = pct_range(f0["heard"], wanted, far_expected)
         ended = [k for k, v in n1["calls"].items() if v["state"] != "active"]
         m.heard_hz = [a["hz"] for a in (await gw.call("analyse", 30)).values()]
         far = await plan.peer.call("analyse", 30, members=members)
@@ -707,11 +699,14 @@ def versions() -> dict[str, str]:
 
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     members = max(args.calls)
-    peer, world, key_file = await start_peer(work, members)
-    plan = Plan(args, work, key_file, peer, world)
+    peer = Worker("peer", PEER, work / "peer.log")
     setup: list[SetupSample] = []
     cpu: list[CpuMeasurement] = []
     try:
+        await peer.start()
+        world = await peer.call("start", 60 + 10 * members, members=members)
+        key_file = write_key(work / "sim.pem", world["public_pem"])
+        plan = Plan(args, work, key_file, peer, world)
         for run in range(1, args.runs + 1):
             order = (product_setup, raw_setup) if run % 2 else (raw_setup, product_setup)
             for phase in order:
@@ -782,9 +777,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--calls", type=calls_list, default=[1, 4, 8], help="N values: 1,4,8")
     parser.add_argument("--seconds", type=float, default=15.0, help="metered window (s)")
     parser.add_argument("--runs", type=int, default=1, help="repetitions of everything")
-    parser.add_argument(
-        "--setup-calls", type=int, default=20, help="set-up calls per path and run"
-    )
+    parser.add_argument("--setup-calls", type=int, default=20, help="set-up calls per path and run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results")
     parser.add_argument("--keep", action="store_true", help="keep the logs' directory")
     args = parser.parse_args(argv)

@@ -29,7 +29,7 @@ for _path in (str(BENCH.parent), str(BENCH)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from tg_wire import GATEWAY_HZ, Heard, Pacer, serve, tone_loop, worker_args  # noqa: E402
+from tg_wire import GATEWAY_HZ, Handler, Heard, Pacer, serve, tone_loop, worker_args  # noqa: E402
 
 from gateway.config import HostPort, Secret, TelegramServer, TelegramSettings  # noqa: E402
 from gateway.logs import setup_logging  # noqa: E402
@@ -254,7 +254,7 @@ async def main() -> None:
     args = worker_args(__doc__.split("\n", 1)[0])
     setup_logging("info")  # as the gateway runs
     side = GatewaySide()
-    handlers = {
+    handlers: dict[str, Handler] = {
         "login_phone": side.login_phone,
         "login_code": side.login_code,
         "know": side.know,

@@ -31,7 +31,7 @@ for _path in (str(BENCH.parent), str(BENCH)):
 
 from ntgcalls import FrameData, StreamDevice  # noqa: E402
 from pytgcalls.types import StreamFrames  # noqa: E402
-from tg_wire import MEMBER_HZ, Heard, Pacer, serve, tone_loop, worker_args, worker_logging  # noqa: E402
+from tg_wire import MEMBER_HZ, Handler, Heard, Pacer, serve, tone_loop, worker_args, worker_logging  # noqa: E402
 
 from simcloud.client import SIM_API_HASH, SIM_API_ID  # noqa: E402
 from simcloud.cloud import Cloud  # noqa: E402
@@ -275,7 +275,7 @@ async def main() -> None:
     args = worker_args(__doc__.split("\n", 1)[0])
     worker_logging(logging.WARNING)
     household = Household()
-    handlers = {
+    handlers: dict[str, Handler] = {
         "start": household.start,
         "code": household.code,
         "arm": household.arm,

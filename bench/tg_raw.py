@@ -50,6 +50,7 @@ from tg_wire import (  # noqa: E402
     GATEWAY_HZ,
     MEMBER_HZ,
     RATE,
+    Handler,
     Heard,
     Pacer,
     serve,
@@ -57,8 +58,6 @@ from tg_wire import (  # noqa: E402
     worker_args,
     worker_logging,
 )
-
-from simcloud.phone import DH_G, DH_PRIME  # noqa: E402
 
 log = logging.getLogger("bench.raw")
 
@@ -180,6 +179,12 @@ class End:
 
 class Pair:
     def __init__(self) -> None:
+        # Telegram's DH prime, as the simulated cloud hands it out.  Imported here, not at
+        # the top: simcloud.phone pulls in Telethon, which the one-end processes (whose
+        # memory is measured) must not carry.
+        from simcloud.phone import DH_G, DH_PRIME
+
+        self.g, self.prime = DH_G, DH_PRIME
         loop = asyncio.get_running_loop()
         self.a = End("A", loop)
         self.b = End("B", loop)
@@ -198,8 +203,8 @@ class Pair:
         await a.create(2)
         await b.create(1)
         t_dh = time.monotonic()
-        dh_a = DhConfig(DH_G, DH_PRIME, os.urandom(256))
-        dh_b = DhConfig(DH_G, DH_PRIME, os.urandom(256))
+        dh_a = DhConfig(self.g, self.prime, os.urandom(256))
+        dh_b = DhConfig(self.g, self.prime, os.urandom(256))
         g_a_hash = await a.calls.init_exchange(2, dh_a, None)  # phone.requestCall
         g_b = await b.calls.init_exchange(1, dh_b, g_a_hash)  # phone.acceptCall
         auth_a = await a.calls.exchange_keys(2, g_b, 0)  # phone.confirmCall
@@ -358,7 +363,7 @@ async def main() -> None:
         await serve(args.control, {"series": pair.series})
         return
     side = Side(args.role, args.signal)
-    handlers = {
+    handlers: dict[str, Handler] = {
         "setup": side.setup,
         "connect": side.connect,
         "counts": side.counts,

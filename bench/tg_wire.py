@@ -261,8 +261,8 @@ class Worker:
                     future.set_exception(WorkerError(f"{self.name} exited"))
             self._pending.clear()
 
-    async def call(self, cmd: str, timeout: float, **args: Any) -> Any:
-        """Send *cmd* and return its result; ``WorkerError`` on refusal, death or timeout."""
+    async def call(self, cmd: str, within: float, **args: Any) -> Any:
+        """Send *cmd*; its result within *within* s, else ``WorkerError`` (also on refusal)."""
         if self._writer is None or self._reader_task is None or self._reader_task.done():
             raise WorkerError(f"{self.name} is not running")
         self._next_id += 1
@@ -272,9 +272,9 @@ class Worker:
         self._writer.write((json.dumps({"id": rid, "cmd": cmd, "args": args}) + "\n").encode())
         try:
             await self._writer.drain()
-            reply = await asyncio.wait_for(future, timeout)
+            reply = await asyncio.wait_for(future, within)
         except TimeoutError:
-            raise WorkerError(f"{self.name}: no answer to {cmd} within {timeout:g} s") from None
+            raise WorkerError(f"{self.name}: no answer to {cmd} within {within:g} s") from None
         except OSError as exc:
             raise WorkerError(f"{self.name}: {cmd}: {exc}") from None
         finally:

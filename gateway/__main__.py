@@ -89,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--init", action="store_true", help="write the default settings file")
     mode.add_argument("--check", action="store_true", help="validate the settings file and exit")
+    mode.add_argument(
+        "--telegram-login",
+        action="store_true",
+        help="sign the gateway account in to Telegram on this terminal, then exit",
+    )
     return parser
 
 
@@ -124,6 +129,22 @@ def _check(path: Path) -> int:
     return EXIT_OK
 
 
+def _telegram_login(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        _error(f"invalid configuration: {exc} (details: --check)")
+        return EXIT_INVALID
+    setup_logging("warning", config.gateway.log_format)
+    _data_dir(config.data_dir)
+    from gateway.telegram.terminal import run_login  # Telethon loads only for this mode
+
+    try:
+        return asyncio.run(run_login(path))
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
 def _data_dir(path: Path) -> None:
     """Create the data directory private to us; tighten it if others can read it."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -141,6 +162,8 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
         return _init(path)
     if args.check:
         return _check(path)
+    if args.telegram_login:
+        return _telegram_login(path)
     setup_logging("info", "text")  # until the file says otherwise; load_config may warn
     try:
         config = load_config(path)
