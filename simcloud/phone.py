@@ -31,24 +31,15 @@ from typing import Any
 from telethon.tl import functions, types
 
 from simcloud.cloud import Caller, Cloud, RpcError, handler
+from simcloud.mtproto import dh
 from simcloud.state import SimUser, State, state_of
 from simcloud.updates import tl_date, updates_of
 
 log = logging.getLogger(__name__)
 
-# Telegram's 2048-bit MTProto DH prime (a safe prime) with generator 3, as
-# messages.getDhConfig returns it.
-DH_PRIME = bytes.fromhex(
-    "C71CAEB9C6B1C9048E6C522F70F13F73980D40238E3E21C14934D037563D930F"
-    "48198A0AA7C14058229493D22530F4DBFA336F6E0AC925139543AED44CCE7C37"
-    "20FD51F69458705AC68CD4FE6B6B13ABDC9746512969328454F18FAF8C595F64"
-    "2477FE96BB2A941D5BCD1D4AC8CC49880708FA9B378E3C4F3A9060BEE67CF9A4"
-    "A4A695811051907E162753B56B0F6B410DBA74D8A84B2A14B3144E0EF1284754"
-    "FD17ED950D5965B4B9DD46582DB1178D169C6BC465B0D6FF9CA3928FEF5B9AE4"
-    "E418FC15E83EBEA0F87FA9FF5EED70050DED2849F47BF959D956850CE929851F"
-    "0D8115F635B105EE2E4E15D04B2454BF6F4FADF034B10403119CD8E3B92FCC5B"
-)
-DH_G = 3
+# What messages.getDhConfig hands out: Telegram's prime (as bytes) and g = 3.
+DH_PRIME = dh.PRIME_BYTES
+DH_G = dh.G
 DH_VERSION = 3
 MAX_RANDOM_LENGTH = 256
 # Oldest VoIP layer the sim accepts; tgcalls-era clients send 92 (py-tgcalls 3.0.0 too).
@@ -455,11 +446,7 @@ def _valid_dh_value(value: bytes) -> bool:
     A big-endian integer, not a fixed-size field: ntgcalls sends it without
     leading zero bytes (one call in 256 has a 255-byte g_a), hashed as sent.
     """
-    if len(value) > len(DH_PRIME):
-        return False
-    n, p = int.from_bytes(value, "big"), int.from_bytes(DH_PRIME, "big")
-    margin = 1 << (2048 - 64)
-    return margin < n < p - margin
+    return len(value) <= len(DH_PRIME) and dh.in_safe_range(int.from_bytes(value, "big"))
 
 
 # --- handlers ----------------------------------------------------------------------

@@ -61,7 +61,6 @@ __all__ = [
     "ConnectionState",
     "TelegramAccount",
     "TelegramConnection",
-    "disable_pytgcalls_version_check",
     "load_server_key",
     "prepare_session_file",
 ]
@@ -146,15 +145,6 @@ class AccountStatus:
 StatusListener = Callable[[AccountStatus], None]
 _KEEP = object()  # AccountStatus.error: keep the current text
 ClientListener = Callable[[Any], None]
-
-
-def disable_pytgcalls_version_check() -> None:
-    """Stop py-tgcalls from fetching its version from GitHub at start (an offline Pi)."""
-    try:
-        from pytgcalls.pytgcalls_session import PyTgCallsSession
-    except ImportError:  # pragma: no cover - py-tgcalls is a dependency
-        return
-    PyTgCallsSession.notice_displayed = True
 
 
 def prepare_session_file(path: Path) -> None:
@@ -639,7 +629,6 @@ class TelegramAccount(TelegramConnection):
         backoff: Sequence[float] = BACKOFF,
         watch_interval: float = WATCH_INTERVAL,
     ) -> None:
-        disable_pytgcalls_version_check()
         super().__init__(
             session_path=session_path,
             api_id=settings.api_id,

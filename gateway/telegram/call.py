@@ -64,9 +64,6 @@ SILENT_FRAME = bytes(FRAME_BYTES)
 # 'bitrate' is the sample rate in py-tgcalls (misnamed).
 _AUDIO = AudioParameters(bitrate=SAMPLE_RATE, channels=1)
 
-# The GitHub version check in PyTgCalls.start() is a network call: never on an appliance.
-PyTgCallsSession.notice_displayed = True
-
 
 class CallState(enum.Enum):
     DIALING = "dialing"  # requested; the member's app has not confirmed it rings
@@ -343,6 +340,9 @@ class TelegramCalls:
             self._on_incoming_update, filters.chat_update(ChatUpdate.Status.INCOMING_CALL)
         )
         self._tg.add_handler(self._on_emojis)
+        # PyTgCalls.start() would fetch py-tgcalls' latest version from GitHub: an
+        # appliance makes no calls home (and may be offline). The flag is class-wide.
+        PyTgCallsSession.notice_displayed = True
         await self._tg.start()
         self._watchdog = asyncio.create_task(self._watch_media())
 

@@ -27,17 +27,8 @@ from telethon.extensions import BinaryReader
 from telethon.tl import functions, types
 
 from simcloud.keys import CloudKey, KeyDecryptError
+from simcloud.mtproto import dh
 
-DH_PRIME = int(
-    "C71CAEB9C6B1C9048E6C522F70F13F73980D40238E3E21C14934D037563D930F48198A0AA7C14058229493D2"
-    "2530F4DBFA336F6E0AC925139543AED44CCE7C3720FD51F69458705AC68CD4FE6B6B13ABDC9746512969328454"
-    "F18FAF8C595F642477FE96BB2A941D5BCD1D4AC8CC49880708FA9B378E3C4F3A9060BEE67CF9A4A4A695811051"
-    "907E162753B56B0F6B410DBA74D8A84B2A14B3144E0EF1284754FD17ED950D5965B4B9DD46582DB1178D169C6B"
-    "C465B0D6FF9CA3928FEF5B9AE4E418FC15E83EBEA0F87FA9FF5EED70050DED2849F47BF959D956850CE929851F"
-    "0D8115F635B105EE2E4E15D04B2454BF6F4FADF034B10403119CD8E3B92FCC5B",
-    16,
-)
-DH_G = 3
 DH_SECRET_BYTES = 32
 # Telegram's p and q are both ~31-bit.  Telethon's Pollard-Brent needs ~50 ms for those
 # and now and then gives up, returning (1, pq) (3 in 20,000 tries with 24-bit pairs),
@@ -45,8 +36,6 @@ DH_SECRET_BYTES = 32
 # failed in 20,000 tries; the product (at most 47 bits) keeps its top bit clear, as
 # Telethon reads pq as a *signed* number.
 P_BITS, Q_BITS = 16, 31
-# Both sides must keep g_a and g_b in [2^(2048-64), dh_prime - 2^(2048-64)].
-_SAFETY = 2 ** (2048 - 64)
 
 
 class HandshakeError(ValueError):
@@ -226,17 +215,17 @@ class Handshake:
             raise HandshakeError("p_q_inner_data disagrees with req_DH_params")
         st.new_nonce = inner.new_nonce
         g_a = 0
-        while not _SAFETY <= g_a <= DH_PRIME - _SAFETY:
+        while not dh.in_safe_range(g_a):
             # Telegram draws a 2048-bit `a`; 256 bits make both of our modexps 8x faster
             # and g_a is still uniform enough for a simulator (the client checks its range).
             st.a = int.from_bytes(self._randbytes(DH_SECRET_BYTES), "big")
-            g_a = pow(DH_G, st.a, DH_PRIME)
+            g_a = pow(dh.G, st.a, dh.PRIME)
         answer = bytes(
             types.ServerDHInnerData(
                 nonce=st.nonce,
                 server_nonce=st.server_nonce,
-                g=DH_G,
-                dh_prime=int_bytes(DH_PRIME),
+                g=dh.G,
+                dh_prime=int_bytes(dh.PRIME),
                 g_a=int_bytes(g_a),
                 server_time=int(self._clock()),
             )
@@ -266,10 +255,10 @@ class Handshake:
         if inner.nonce != st.nonce or inner.server_nonce != st.server_nonce:
             raise HandshakeError("nonce mismatch in client_DH_inner_data")
         g_b = int.from_bytes(inner.g_b, "big")
-        if not _SAFETY <= g_b <= DH_PRIME - _SAFETY:
+        if not dh.in_safe_range(g_b):
             raise HandshakeError("g_b outside the safe range")
         # Telegram's auth key is always 256 bytes (big-endian, zero-padded).
-        auth_key = pow(g_b, st.a, DH_PRIME).to_bytes(256, "big")
+        auth_key = pow(g_b, st.a, dh.PRIME).to_bytes(256, "big")
         nn = st.new_nonce.to_bytes(32, "little", signed=True)
         sn = st.server_nonce.to_bytes(16, "little", signed=True)
         salt = bytes(a ^ b for a, b in zip(nn[:8], sn[:8], strict=True))

@@ -19,9 +19,8 @@ from telethon.tl import functions, types
 
 from simcloud import keys
 from simcloud.cloud import Cloud
+from simcloud.mtproto import dh
 from simcloud.mtproto.handshake import (
-    DH_G,
-    DH_PRIME,
     Handshake,
     HandshakeError,
     auth_key_id,
@@ -130,10 +129,10 @@ class Client:
         plain = AES.decrypt_ige(ok.encrypted_answer, key, iv)
         inner = parse_object(plain[20:])
         assert isinstance(inner, types.ServerDHInnerData)
-        assert (inner.g, int.from_bytes(inner.dh_prime, "big")) == (DH_G, DH_PRIME)
+        assert (inner.g, int.from_bytes(inner.dh_prime, "big")) == (dh.G, dh.PRIME)
         assert abs(inner.server_time - time.time()) < 5
         b = int.from_bytes(os.urandom(256), "big")
-        g_b = pow(DH_G, b, DH_PRIME)
+        g_b = pow(dh.G, b, dh.PRIME)
         client_inner = bytes(types.ClientDHInnerData(self.nonce, server_nonce, 0, int_bytes(g_b)))
         data = hashlib.sha1(client_inner).digest() + client_inner
         data += os.urandom(-len(data) % 16)
@@ -142,7 +141,7 @@ class Client:
                 self.nonce, server_nonce, AES.encrypt_ige(data, key, iv)
             )
         )
-        auth_key = pow(int.from_bytes(inner.g_a, "big"), b, DH_PRIME).to_bytes(256, "big")
+        auth_key = pow(int.from_bytes(inner.g_a, "big"), b, dh.PRIME).to_bytes(256, "big")
         return auth_key, gen
 
 

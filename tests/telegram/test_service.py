@@ -74,3 +74,25 @@ async def test_member_call_without_a_router_is_refused_busy_and_routed_with_one(
     await asyncio.wait_for(placing, 15)
     await offered[0].hangup()
     assert offered[0].outcome is CallOutcome.ANSWERED
+
+
+async def test_starting_calls_makes_no_version_check(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytgcalls.pytgcalls_session as session_module
+
+    opened: list[object] = []
+
+    class NoNetwork:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            opened.append(args)
+            raise AssertionError("py-tgcalls tried to reach GitHub")
+
+    monkeypatch.setattr(session_module, "ClientSession", NoNetwork)
+    monkeypatch.setattr(session_module.PyTgCallsSession, "notice_displayed", False)
+    side = side_for(world)
+    await side.start()
+    await sign_in(side, world)
+    await eventually(lambda: side.calls is not None, 10)
+    assert opened == []
+    assert session_module.PyTgCallsSession.notice_displayed is True
