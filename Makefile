@@ -18,6 +18,7 @@ VENV := .venv
 VENV313 := .venv313
 CONFIG := var/linegram.toml
 BENCH_ARGS ?=
+TG_BENCH_ARGS ?=
 
 .PHONY: help deps run lint unit unit313 interop telegram telegram313 bench test clean $(VENV) $(VENV313)
 
@@ -30,7 +31,7 @@ help:
 	echo "make interop   tests against sipp, baresip and kamailio"
 	echo "make telegram  the Telegram leg against the simulated cloud, real ntgcalls media (netns)"
 	echo "make telegram313  the same on Python 3.13"
-	echo "make bench     benchmarks (bench/run.py)     make clean     remove venvs and caches"
+	echo "make bench     benchmarks (bench/run.py, bench/telegram.py)     make clean     remove venvs and caches"
 
 deps:
 	@tools/ensure-debian-packages.sh
@@ -100,12 +101,16 @@ telegram313: deps
 	$(MAKE) $(VENV313)
 	tools/in-netns.sh $(VENV313)/bin/pytest tests/simcloud tests/telegram -q
 
+# Both benches run even if the first fails; either failing fails the target.
 bench: deps $(VENV)
-	@if [ -f bench/run.py ]; then
-	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	@rc=0
+	if [ -f bench/run.py ]; then
+	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS) || rc=1
 	else
 	    echo "bench/run.py does not exist yet; nothing to run"
 	fi
+	$(VENV)/bin/python bench/telegram.py $(TG_BENCH_ARGS) || rc=1
+	exit $$rc
 
 # Runs every step even after a failure, so one run shows everything that is broken.
 test:

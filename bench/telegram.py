@@ -80,6 +80,39 @@ def cpu_ticks(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
+    """Per thread of *pid*: (name, utime+stime ticks) from procfs ``task/*/stat``."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            head, tail = (task / "stat").read_text().rsplit(")", 1)
+            fields = tail.split()
+            out[int(task.name)] = (head.split("(", 1)[1], int(fields[11]) + int(fields[12]))
+    return out
+
+
+def thread_split(
+    pid: int, before: dict[int, tuple[str, int]], after: dict[int, tuple[str, int]]
+) -> tuple[float, dict[str, int]]:
+    """The main thread's share (%) of the ticks between two samples, and ticks per name.
+
+    Native threads without a name of their own carry the process's name; they are
+    filed as "other native" so that "main" is the interpreter's thread alone.
+    """
+    names: dict[str, int] = {}
+    main = total = 0
+    process_name = after[pid][0] if pid in after else ""
+    for tid, (name, ticks) in after.items():
+        delta = ticks - before.get(tid, (name, 0))[1]
+        total += delta
+        if tid == pid:
+            main, label = delta, "main"
+        else:
+            label = "other native" if name == process_name else name
+        names[label] = names.get(label, 0) + delta
+    return (100.0 * main / total if total else 0.0), names
+
+
 def proc_status(pid: int, key: str) -> int:
     match = re.search(rf"^{key}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M)
     return int(match.group(1)) if match else 0
@@ -286,7 +319,11 @@ async def product_setup(plan: Plan, run: int) -> list[SetupSample]:
                 s.error = str(exc)
             samples.append(s)
             status = "ok" if s.ok else f"FAILED: {s.error}"
-            print(f"set-up {path:<8} {index:>2}: {ms(s.setup_s or float('nan'))} ms, {status}")
+            print(
+                f"set-up {path:<8} {index:>2}: {ms(s.setup_s or float('nan'))} ms, {status}",
+                file=sys.stderr,
+                flush=True,
+            )
     finally:
         await gw.stop()
     return samples
@@ -408,6 +445,8 @@ class CpuMeasurement:
     far_pacer: dict[str, Any] = field(default_factory=dict)
     vm_hwm_kib: int = 0
     threads: int = 0
+    main_thread_pct: float = 0.0  # the interpreter's thread, of the process CPU (ticks)
+    thread_ticks: dict[str, int] = field(default_factory=dict)  # per thread name, in the window
     machine_busy_pct: float = 0.0
     machine_steal_pct: float = 0.0
     bench_cpu_s: float = 0.0
@@ -415,6 +454,7 @@ class CpuMeasurement:
     log_warnings: int = 0
     log_errors: int = 0
     log_lines: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0  # the whole measurement, process start to stop
     error: str | None = None
 
     @property
@@ -438,17 +478,23 @@ async def window(
     """Meter *seconds* of *near* (and note *far*); the counter snapshots at both ends."""
     mach0 = machine_times()
     own0 = time.process_time()
-    n0 = await near.call("counts", 10)
+    n0 = await near.call("counts", 10, restart=True)
     c0, k0 = cpu_clock(near.pid), cpu_ticks(near.pid)
     t0 = time.monotonic()
-    f0 = await far.call("counts", 10)
+    th0 = thread_ticks(near.pid)
+    f0 = await far.call("counts", 10, restart=True)
     fc0 = cpu_clock(far.pid)
     await asyncio.sleep(seconds)
+    for worker in (near, far):
+        if not worker.alive:
+            raise WorkerError(f"{worker.name} exited during the window")
     f1 = await far.call("counts", 10)
     fc1 = cpu_clock(far.pid)
+    th1 = thread_ticks(near.pid)
     n1 = await near.call("counts", 10)
     c1, k1 = cpu_clock(near.pid), cpu_ticks(near.pid)
     t1 = time.monotonic()
+    m.main_thread_pct, m.thread_ticks = thread_split(near.pid, th0, th1)
     m.bench_cpu_s = time.process_time() - own0
     mach1 = machine_times()
     m.window_s = t1 - t0
@@ -663,17 +709,18 @@ def hz_text(values: list[float | None]) -> str:
 
 def checks_table(results: list[CpuMeasurement]) -> str:
     head = (
-        "| target | N | run | core-s/call-s | cpu ticks / self % | heard % min-max | voiced % min "
+        "| target | N | run | core-s/call-s | main thread % | cpu ticks / self % "
+        "| heard % min-max | voiced % min "
         "| far heard % min | tone Hz heard / far | pump late max ms (>10 ms) | far end cores "
         "| others (cores) | log W/E | ok |"
     )
-    out = [head, "|" + "---|" * 14]
+    out = [head, "|" + "---|" * 15]
     for m in sorted(results, key=lambda m: (m.calls, m.target, m.run)):
         ticks = 100.0 * m.cpu_ticks_s / m.cpu_s if m.cpu_s else 0.0
         own = 100.0 * m.self_cpu_s / m.cpu_s if m.cpu_s else 0.0
         out.append(
             f"| {m.target} | {m.calls} | {m.run} | {m.core_s_per_call_s:.4f} "
-            f"| {ticks:.0f} / {own:.0f} "
+            f"| {m.main_thread_pct:.0f} | {ticks:.0f} / {own:.0f} "
             f"| {m.heard_pct_min:.1f}-{m.heard_pct_max:.1f} | {m.voiced_pct_min:.1f} "
             f"| {m.far_heard_pct_min:.1f} | {hz_text(m.heard_hz)} / {hz_text(m.far_heard_hz)} "
             f"| {m.pacer.get('late_max_ms', 0):.1f} ({m.pacer.get('late_over_10ms', 0)}) "
@@ -698,6 +745,8 @@ def versions() -> dict[str, str]:
 
 
 async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    began = time.monotonic()
+    timing: dict[str, float] = {}
     members = max(args.calls)
     peer = Worker("peer", PEER, work / "peer.log")
     setup: list[SetupSample] = []
@@ -705,11 +754,13 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     try:
         await peer.start()
         world = await peer.call("start", 60 + 10 * members, members=members)
+        timing["peer_start_s"] = round(time.monotonic() - began, 1)
         key_file = write_key(work / "sim.pem", world["public_pem"])
         plan = Plan(args, work, key_file, peer, world)
         for run in range(1, args.runs + 1):
             order = (product_setup, raw_setup) if run % 2 else (raw_setup, product_setup)
             for phase in order:
+                started = time.monotonic()
                 budget = (2 * args.setup_calls + 2) * (2 * CALL_TIMEOUT + 30) + 120
                 try:
                     setup += await asyncio.wait_for(phase(plan, run), budget)
@@ -717,16 +768,20 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     path = "raw" if phase is raw_setup else "outgoing"
                     setup.append(SetupSample(path, run, -1, error=f"{type(exc).__name__}: {exc}"))
                     print(f"set-up {path} run {run} FAILED: {exc}", file=sys.stderr, flush=True)
+                key = f"{phase.__name__}_s"
+                timing[key] = round(timing.get(key, 0.0) + time.monotonic() - started, 1)
         for run in range(1, args.runs + 1):
             for calls in rotated(args.calls, run - 1):
                 targets = (measure_gateway, measure_raw)
                 for measure in targets if (run + calls) % 2 else targets[::-1]:
                     kind = "gateway" if measure is measure_gateway else "raw"
                     budget = args.seconds + WARMUP_S + calls * 2 * CALL_TIMEOUT + 240
+                    started = time.monotonic()
                     try:
                         m = await asyncio.wait_for(measure(plan, calls, run), budget)
                     except TimeoutError:
                         m = CpuMeasurement(kind, calls, run, error=f"over {budget:.0f} s")
+                    m.elapsed_s = round(time.monotonic() - started, 1)
                     cpu.append(m)
                     print(
                         f"run {run} N={calls:<2} {kind:<7} {m.core_s_per_call_s:.4f} core-s/call-s"
@@ -753,6 +808,8 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "setup_calls": args.setup_calls,
             "warmup_s": WARMUP_S,
             "cpu_source": "clock_gettime(CPUCLOCK_SCHED of pid); ticks: procfs stat",
+            "elapsed_s": round(time.monotonic() - began, 1),
+            "timing": timing,
         },
         "setup": {
             "summary": setup_summary(setup),
@@ -775,7 +832,7 @@ def calls_list(text: str) -> list[int]:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=calls_list, default=[1, 4, 8], help="N values: 1,4,8")
-    parser.add_argument("--seconds", type=float, default=15.0, help="metered window (s)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="metered window (s)")
     parser.add_argument("--runs", type=int, default=1, help="repetitions of everything")
     parser.add_argument("--setup-calls", type=int, default=20, help="set-up calls per path and run")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results")
@@ -787,9 +844,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def estimate_seconds(args: argparse.Namespace) -> float:
-    peer = 5 + 2.0 * max(args.calls)
-    setup = 8 + (2 * args.setup_calls + 1) * 1.6 + 3 + (args.setup_calls + 1) * 0.5
-    cpu = sum(2 * (8 + 0.7 * n + WARMUP_S + args.seconds + 3) for n in args.calls)
+    """Calibrated on the 2-vCPU development VM (a call set-up and tear-down is ~0.5 s)."""
+    peer = 2 + 0.5 * max(args.calls)
+    setup = 3 + (2 * args.setup_calls + 1) * 0.5 + 2 + (args.setup_calls + 1) * 0.5
+    cpu = sum(2 * (args.seconds + WARMUP_S) + 3 + 0.3 * n for n in args.calls)
     return float(peer + args.runs * (setup + cpu))
 
 
@@ -857,7 +915,7 @@ def main(argv: list[str]) -> int:
         for m in cpu:
             for line in ([m.error] if m.error else []) + m.log_lines[:5]:
                 print(f"{m.target} N={m.calls} run {m.run}: {line}")
-        print(f"\nresults: {args.out}")
+        print(f"\nresults: {args.out} (the bench took {report['meta']['elapsed_s'] / 60:.1f} min)")
         failed = any(not s.ok for s in setup) or any(not m.ok for m in cpu)
         failed = failed or any(r["calls_ok"] == 0 for r in report["setup"]["summary"])
         keep = args.keep or failed

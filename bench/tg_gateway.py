@@ -189,8 +189,9 @@ class GatewaySide:
 
     # -- commands: the window ------------------------------------------------------------
 
-    async def counts(self) -> dict[str, Any]:
-        return {
+    async def counts(self, restart: bool = False) -> dict[str, Any]:
+        """Counters now; *restart* starts the pump's lateness record afresh (a window opens)."""
+        out = {
             "at": time.monotonic(),
             "cpu_s": time.process_time(),
             "calls": {
@@ -203,6 +204,9 @@ class GatewaySide:
             },
             "pacer": self.pacer.as_dict(),
         }
+        if restart:
+            self.pacer.restart()
+        return out
 
     async def analyse(self) -> dict[str, Any]:
         return {str(m): leg.heard.analysis() for m, leg in self.legs.items()}

@@ -31,7 +31,16 @@ for _path in (str(BENCH.parent), str(BENCH)):
 
 from ntgcalls import FrameData, StreamDevice  # noqa: E402
 from pytgcalls.types import StreamFrames  # noqa: E402
-from tg_wire import MEMBER_HZ, Handler, Heard, Pacer, serve, tone_loop, worker_args, worker_logging  # noqa: E402
+from tg_wire import (  # noqa: E402
+    MEMBER_HZ,
+    Handler,
+    Heard,
+    Pacer,
+    serve,
+    tone_loop,
+    worker_args,
+    worker_logging,
+)
 
 from simcloud.client import SIM_API_HASH, SIM_API_ID  # noqa: E402
 from simcloud.cloud import Cloud  # noqa: E402
@@ -208,19 +217,23 @@ class Household:
             self._ticker = asyncio.create_task(self._tick())
         return {}
 
-    async def counts(self) -> dict[str, Any]:
+    async def counts(self, restart: bool = False) -> dict[str, Any]:
+        """Counters now; *restart* starts the pump's lateness record afresh (a window opens)."""
         gw = self.gateway_id
         heard = {}
         for index, m in enumerate(self.members):
             h = m.heard.get(gw)
             heard[str(index)] = h.counts() if h else [0, 0]
-        return {
+        out = {
             "at": time.monotonic(),
             "cpu_s": time.process_time(),
             "heard": heard,
             "pacer": self.pacer.as_dict(),
             "send_errors": self.send_errors,
         }
+        if restart:
+            self.pacer.restart()
+        return out
 
     async def analyse(self, members: list[int]) -> dict[str, Any]:
         out = {}

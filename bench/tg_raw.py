@@ -324,9 +324,10 @@ class Side:
             else:
                 self.pacer.note(-delay)
 
-    async def counts(self) -> dict[str, Any]:
+    async def counts(self, restart: bool = False) -> dict[str, Any]:
+        """Counters now; *restart* starts the pump's lateness record afresh (a window opens)."""
         heard = self.end.heard
-        return {
+        out = {
             "at": time.monotonic(),
             "cpu_s": time.process_time(),
             "heard": {str(c): heard[c].counts() if c in heard else [0, 0] for c in self.chats},
@@ -334,6 +335,9 @@ class Side:
             "send_errors": self.end.send_errors,
             "failed": {str(k): v for k, v in self.end.failed.items()},
         }
+        if restart:
+            self.pacer.restart()
+        return out
 
     async def analyse(self) -> dict[str, Any]:
         heard = self.end.heard

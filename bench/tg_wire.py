@@ -104,6 +104,11 @@ class Pacer:
     late_over_10ms: int = 0
     resyncs: int = 0
 
+    def restart(self) -> None:
+        """Forget the lateness so far: what follows is one window's."""
+        self.ticks = self.late_over_10ms = self.resyncs = 0
+        self.late_max_s = 0.0
+
     def note(self, late: float) -> None:
         self.ticks += 1
         self.late_max_s = max(self.late_max_s, late)

@@ -64,8 +64,7 @@ async def send_code(
     cloud: Cloud, caller: Caller, req: functions.auth.SendCodeRequest
 ) -> types.auth.SentCode:
     state = state_of(cloud)
-    if not state.app_valid(req.api_id, req.api_hash):
-        raise bad_request("API_ID_INVALID")
+    state.require_app(req.api_id, req.api_hash)
     phone = _phone(req.phone_number)
     sent = state.issue_code(phone)
     code_type = _deliver_code(cloud, state.by_phone(phone), caller, sent.code)
@@ -167,9 +166,7 @@ async def get_password(
 
 def check_password(state: State, user: SimUser, check: Any) -> None:
     """Verify an InputCheckPasswordSRP for `user` (also used by password-protected buttons)."""
-    if user.password is None:
-        raise bad_request("PASSWORD_HASH_INVALID")
-    if not isinstance(check, types.InputCheckPasswordSRP):
+    if user.password is None or not isinstance(check, types.InputCheckPasswordSRP):
         raise bad_request("PASSWORD_HASH_INVALID")
     challenge = state.srp_challenges.pop(check.srp_id, None)
     if challenge is None or challenge.user_id != user.id:
@@ -193,8 +190,7 @@ async def import_bot_authorization(
     cloud: Cloud, caller: Caller, req: functions.auth.ImportBotAuthorizationRequest
 ) -> types.auth.Authorization:
     state = state_of(cloud)
-    if not state.app_valid(req.api_id, req.api_hash):
-        raise bad_request("API_ID_INVALID")
+    state.require_app(req.api_id, req.api_hash)
     bot_id, _, secret = req.bot_auth_token.partition(":")
     bot = state.users.get(int(bot_id)) if bot_id.isdigit() else None
     if bot is None or not bot.bot:

@@ -12,7 +12,9 @@ A bot that does not answer within `State.bot_response_timeout` makes the
 user's call fail with BOT_RESPONSE_TIMEOUT.  A result the user sends with
 messages.sendInlineBotResult becomes a private message with `via_bot_id` and
 the result's keyboard; the bot edits it later through its
-InputBotInlineMessageID (messages.editInlineBotMessage).
+InputBotInlineMessageID (messages.editInlineBotMessage).  The bot learns that
+id from the first press (UpdateInlineBotCallbackQuery) or, with inline feedback
+on (`State.add_bot(inline_feedback=True)`), at once from UpdateBotInlineSend.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from telethon.tl import functions, types
 
@@ -29,7 +32,7 @@ from simcloud.auth import check_password
 from simcloud.cloud import Caller, Cloud, RpcError, bad_request, handler
 from simcloud.help import DC_ID
 from simcloud.history import InlineMessage, history_of
-from simcloud.messages import reply_to_id, result_updates
+from simcloud.messages import chat_message, reply_to_id
 from simcloud.state import SimUser, State, state_of
 from simcloud.updates import updates_of
 
@@ -40,15 +43,24 @@ _ANSWERED_MEMORY = 1000
 
 
 @dataclass
-class InlineQuery:
-    """An inline query from a user to a bot, pending or answered."""
+class BotQuery:
+    """A question from a user that waits for the bot's answer (inline or callback)."""
 
     query_id: int
     user_id: int
     bot_id: int
+    answered: Answer
+
+
+Query = TypeVar("Query", bound=BotQuery)
+
+
+@dataclass
+class InlineQuery(BotQuery):
+    """An inline query from a user to a bot, pending or answered."""
+
     query: str
     offset: str
-    answered: Answer
     results: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     cache_time: int = 0
     private: bool = False
@@ -59,11 +71,8 @@ class InlineQuery:
 
 
 @dataclass
-class CallbackQuery:
-    query_id: int
-    user_id: int
-    bot_id: int
-    answered: Answer
+class CallbackQuery(BotQuery):
+    """A press on a callback button."""
 
 
 class BotQueries:
@@ -102,11 +111,12 @@ def bot_queries_of(cloud: Cloud) -> BotQueries:
     return cast(BotQueries, vars(cloud)["bot_queries"])
 
 
-def _target_bot(state: State, me: SimUser, ref: Any) -> SimUser:
-    bot = state.resolve_user(me, ref, "BOT_INVALID")
-    if not bot.bot:
-        raise bad_request("BOT_INVALID")
-    return bot
+def _awaiting_answer(queries: Mapping[int, Query], query_id: int, bot: SimUser) -> Query:
+    """The bot's own query that still waits for its answer (else QUERY_ID_INVALID)."""
+    query = queries.get(query_id)
+    if query is None or query.bot_id != bot.id or query.answered.done():
+        raise bad_request("QUERY_ID_INVALID")
+    return query
 
 
 async def _wait_for_bot(answered: Answer, timeout: float) -> Any:
@@ -167,7 +177,7 @@ async def get_inline_bot_results(
 ) -> types.messages.BotResults:
     state = state_of(cloud)
     me = state.require_person(caller)
-    bot = _target_bot(state, me, req.bot)
+    bot = state.resolve_bot(me, req.bot)
     if not bot.bot_inline:
         raise bad_request("BOT_INLINE_DISABLED")
     peer_type = _peer_type(state, me, bot, req.peer)
@@ -225,9 +235,7 @@ async def set_inline_bot_results(
 ) -> bool:
     state = state_of(cloud)
     me = state.require_bot(caller)
-    query = bot_queries_of(cloud).inline.get(req.query_id)
-    if query is None or query.bot_id != me.id or query.answered.done():
-        raise bad_request("QUERY_ID_INVALID")
+    query = _awaiting_answer(bot_queries_of(cloud).inline, req.query_id, me)
     if len(req.results) > MAX_RESULTS:
         raise bad_request("RESULTS_TOO_MUCH")
     results: OrderedDict[str, Any] = OrderedDict()
@@ -275,15 +283,25 @@ async def send_inline_bot_result(
         silent=bool(req.silent),
         exclude=caller,
     )
+    inline = None
     if message.reply_markup is not None:
         inline = InlineMessage(bot.id, me.id, sent.message.id, secrets.randbits(63))
         history.inline_messages[inline.packed_id] = inline
         sent.message.inline_id = inline.packed_id
         if sent.delivered is not None:
             sent.delivered.inline_id = inline.packed_id
-    return result_updates(
-        state,
-        me,
+    hub = updates_of(cloud)
+    if bot.bot_inline_feedback:
+        # Only a message with a keyboard can be edited later, so only it gets an id.
+        feedback = types.UpdateBotInlineSend(
+            user_id=me.id,
+            query=query.query,
+            id=result.id,
+            msg_id=inline.to_tl(DC_ID) if inline is not None else None,
+        )
+        hub.push(bot.id, feedback, users=[me])
+    return hub.envelope(
+        me.id,
         [types.UpdateMessageID(id=sent.message.id, random_id=req.random_id), sent.update],
         [receiver, me, bot],
     )
@@ -316,9 +334,7 @@ async def get_bot_callback_answer(
     me = state.require_person(caller)
     chat = state.resolve_peer(me, req.peer)
     history = history_of(cloud)
-    message = history.find(me, req.msg_id)
-    if message is None or message.peer_id != chat.id:
-        raise bad_request("MESSAGE_ID_INVALID")
+    message = chat_message(cloud, me, chat, req.msg_id)
     if req.game:
         raise bad_request("DATA_INVALID")  # no games in the sim
     button = _callback_button(message.reply_markup, req.data)
@@ -373,9 +389,7 @@ async def set_bot_callback_answer(
     cloud: Cloud, caller: Caller, req: functions.messages.SetBotCallbackAnswerRequest
 ) -> bool:
     me = state_of(cloud).require_bot(caller)
-    query = bot_queries_of(cloud).callbacks.get(req.query_id)
-    if query is None or query.bot_id != me.id or query.answered.done():
-        raise bad_request("QUERY_ID_INVALID")
+    query = _awaiting_answer(bot_queries_of(cloud).callbacks, req.query_id, me)
     if req.message is not None and len(req.message) > 200:
         raise bad_request("MESSAGE_TOO_LONG")
     query.answered.set_result(req)

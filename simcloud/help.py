@@ -9,13 +9,14 @@ from __future__ import annotations
 from telethon.tl import functions, types
 
 from simcloud.cloud import Caller, Cloud, handler
+from simcloud.history import MAX_MESSAGE_LENGTH
+from simcloud.messages import EDIT_TIME_LIMIT
 from simcloud.state import state_of
 from simcloud.updates import tl_date
 
 DC_ID = 2
 CONFIG_LIFETIME = 3600
-# Client-side call timers Telegram advertises (ms); the cloud's own ring timeout
-# lives in simcloud.phone.
+# Call timers Telegram advertises (ms); simcloud.phone applies the ring timeout itself.
 CALL_RECEIVE_TIMEOUT_MS = 20_000
 CALL_RING_TIMEOUT_MS = 90_000
 CALL_CONNECT_TIMEOUT_MS = 30_000
@@ -52,7 +53,7 @@ async def get_config(
         notify_default_delay_ms=1_500,
         push_chat_period_ms=60_000,
         push_chat_limit=2,
-        edit_time_limit=172_800,
+        edit_time_limit=EDIT_TIME_LIMIT,
         revoke_time_limit=2_147_483_647,
         revoke_pm_time_limit=2_147_483_647,
         rating_e_decay=2_419_200,
@@ -64,7 +65,7 @@ async def get_config(
         call_packet_timeout_ms=CALL_PACKET_TIMEOUT_MS,
         me_url_prefix="https://t.me/",
         caption_length_max=1024,
-        message_length_max=4096,
+        message_length_max=MAX_MESSAGE_LENGTH,
         webfile_dc_id=DC_ID,
         default_p2p_contacts=True,
         revoke_pm_inbox=True,

@@ -28,19 +28,6 @@ def reply_to_id(reply_to: Any) -> int | None:
     return None
 
 
-def result_updates(
-    state: State, viewer: SimUser, updates: list[Any], users: list[SimUser]
-) -> types.Updates:
-    """An RPC result of the Updates kind, as Telegram returns for edits and inline sends."""
-    return types.Updates(
-        updates=updates,
-        users=state.views(viewer, users),
-        chats=[],
-        date=tl_date(state.now()),
-        seq=0,
-    )
-
-
 @handler(functions.messages.SendMessageRequest)
 async def send_message(
     cloud: Cloud, caller: Caller, req: functions.messages.SendMessageRequest
@@ -68,7 +55,8 @@ async def send_message(
     )
 
 
-def own_message(cloud: Cloud, me: SimUser, peer: SimUser, msg_id: int) -> BoxMessage:
+def chat_message(cloud: Cloud, me: SimUser, peer: SimUser, msg_id: int) -> BoxMessage:
+    """Message `msg_id` of `me`'s box, if it is in the chat with `peer` (MESSAGE_ID_INVALID)."""
     message = history_of(cloud).find(me, msg_id)
     if message is None or message.peer_id != peer.id:
         raise bad_request("MESSAGE_ID_INVALID")
@@ -82,7 +70,7 @@ async def edit_message(
     state = state_of(cloud)
     me = state.require_user(caller)
     peer = state.resolve_peer(me, req.peer)
-    message = own_message(cloud, me, peer, req.id)
+    message = chat_message(cloud, me, peer, req.id)
     # Only the author edits; a message sent via an inline bot belongs to the bot.
     if not message.out or message.action is not None or message.via_bot_id is not None:
         raise bad_request("MESSAGE_AUTHOR_REQUIRED")
@@ -99,7 +87,7 @@ async def edit_message(
         markup_from_bot=me.bot,
         exclude=caller,
     )
-    return result_updates(state, me, [update], [peer, me])
+    return updates_of(cloud).envelope(me.id, [update], [peer, me])
 
 
 @handler(functions.messages.DeleteMessagesRequest)
@@ -259,9 +247,7 @@ async def start_bot(
 ) -> types.Updates:
     state = state_of(cloud)
     me = state.require_person(caller)
-    bot = state.resolve_user(me, req.bot, "BOT_INVALID")
-    if not bot.bot:
-        raise bad_request("BOT_INVALID")
+    bot = state.resolve_bot(me, req.bot)
     if state.resolve_peer(me, req.peer) is not bot:
         raise bad_request("PEER_ID_INVALID")  # deep links into groups need groups
     if not req.start_param:
@@ -269,9 +255,8 @@ async def start_bot(
     if not _START_PARAM.fullmatch(req.start_param):
         raise bad_request("START_PARAM_INVALID")
     sent = history_of(cloud).start_bot(me, bot, req.start_param, req.random_id, exclude=caller)
-    return result_updates(
-        state,
-        me,
+    return updates_of(cloud).envelope(
+        me.id,
         [types.UpdateMessageID(id=sent.message.id, random_id=req.random_id), sent.update],
         [bot, me],
     )

@@ -26,14 +26,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from telethon.tl import functions, types
 
 from simcloud.cloud import Caller, Cloud, RpcError, handler
+from simcloud.help import CALL_RING_TIMEOUT_MS
 from simcloud.mtproto import dh
 from simcloud.state import SimUser, State, state_of
-from simcloud.updates import tl_date, updates_of
+from simcloud.updates import updates_of
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ DH_VERSION = 3
 MAX_RANDOM_LENGTH = 256
 # Oldest VoIP layer the sim accepts; tgcalls-era clients send 92 (py-tgcalls 3.0.0 too).
 MIN_CALL_LAYER = 65
-# Telegram's default for call_ring_timeout_ms.
-RING_TIMEOUT_S = 90.0
+# Unanswered calls end as Missed after the call_ring_timeout_ms help.getConfig advertises.
+RING_TIMEOUT_S = CALL_RING_TIMEOUT_MS / 1000
 # As a phone.getCallConfig answer looks: tuning knobs for the VoIP library.
 CALL_CONFIG = {
     "audio_frame_size": 60,
@@ -145,6 +146,12 @@ class PhoneCallRecord:
     def signalling_from(self, user_id: int) -> SignallingLeg:
         return self.signalling.setdefault(user_id, SignallingLeg())
 
+    def stop_ringing(self) -> None:
+        """Cancel the cloud's ring timeout (answered, confirmed or ended)."""
+        if self.ring_timer is not None:
+            self.ring_timer.cancel()
+            self.ring_timer = None
+
 
 class Phone:
     """The cloud's call table, knobs and call faults (`cloud.phone`).
@@ -212,9 +219,7 @@ class Phone:
 
     def close(self) -> None:
         for call in self.calls.values():
-            if call.ring_timer is not None:
-                call.ring_timer.cancel()
-                call.ring_timer = None
+            call.stop_ringing()
 
     # --- the call table ----------------------------------------------------------
 
@@ -283,9 +288,7 @@ class Phone:
         if was_active and call.confirmed_at is not None:
             call.duration = max(0, int(call.discarded_at - call.confirmed_at))
         call.note(call.discarded_at, f"discarded {reason} by {by}")
-        if call.ring_timer is not None:
-            call.ring_timer.cancel()
-            call.ring_timer = None
+        call.stop_ringing()
         for user_id in (call.admin_id, call.participant_id):
             exclude = device if user_id == by else None
             self.push(user_id, self.discarded_view(call, was_active), call, exclude)
@@ -306,41 +309,33 @@ class Phone:
     def _date(self, at: float | None) -> int:
         return int(at if at is not None else self.clock())
 
-    def waiting_view(self, call: PhoneCallRecord, protocol: Any) -> types.PhoneCallWaiting:
-        return types.PhoneCallWaiting(
+    def _who_and_when(self, call: PhoneCallRecord) -> dict[str, Any]:
+        """The fields every PhoneCall* view but PhoneCallDiscarded starts with."""
+        return dict(
             id=call.id,
             access_hash=call.access_hash,
             date=self._date(call.requested_at),
             admin_id=call.admin_id,
             participant_id=call.participant_id,
-            protocol=protocol,
             video=call.video,
+        )
+
+    def waiting_view(self, call: PhoneCallRecord, protocol: Any) -> types.PhoneCallWaiting:
+        return types.PhoneCallWaiting(
+            **self._who_and_when(call),
+            protocol=protocol,
             receive_date=self._date(call.received_at) if call.received_at is not None else None,
         )
 
     def requested_view(self, call: PhoneCallRecord) -> types.PhoneCallRequested:
         return types.PhoneCallRequested(
-            id=call.id,
-            access_hash=call.access_hash,
-            date=self._date(call.requested_at),
-            admin_id=call.admin_id,
-            participant_id=call.participant_id,
-            g_a_hash=call.g_a_hash,
-            protocol=call.caller_protocol,
-            video=call.video,
+            **self._who_and_when(call), g_a_hash=call.g_a_hash, protocol=call.caller_protocol
         )
 
     def accepted_view(self, call: PhoneCallRecord) -> types.PhoneCallAccepted:
         assert call.g_b is not None
         return types.PhoneCallAccepted(
-            id=call.id,
-            access_hash=call.access_hash,
-            date=self._date(call.requested_at),
-            admin_id=call.admin_id,
-            participant_id=call.participant_id,
-            g_b=call.g_b,
-            protocol=self.negotiated_protocol(call),
-            video=call.video,
+            **self._who_and_when(call), g_b=call.g_b, protocol=self.negotiated_protocol(call)
         )
 
     def active_view(self, call: PhoneCallRecord, for_user: int) -> types.PhoneCall:
@@ -348,18 +343,13 @@ class Phone:
         g_a_or_b = call.g_b if for_user == call.admin_id else call.g_a
         assert g_a_or_b is not None and call.key_fingerprint is not None
         return types.PhoneCall(
-            id=call.id,
-            access_hash=call.access_hash,
-            date=self._date(call.requested_at),
-            admin_id=call.admin_id,
-            participant_id=call.participant_id,
+            **self._who_and_when(call),
             g_a_or_b=g_a_or_b,
             key_fingerprint=call.key_fingerprint,
             protocol=self.negotiated_protocol(call),
             connections=[],
             start_date=self._date(call.confirmed_at),
             p2p_allowed=call.p2p_allowed,
-            video=call.video,
         )
 
     def discarded_view(self, call: PhoneCallRecord, was_active: bool) -> types.PhoneCallDiscarded:
@@ -440,6 +430,18 @@ def _calling_user(cloud: Cloud, caller: Caller) -> SimUser:
     return state_of(cloud).require_person(caller)  # bots get BOT_METHOD_INVALID
 
 
+def _call_of(
+    cloud: Cloud, caller: Caller, peer: Any, side: Literal["caller", "callee"] | None = None
+) -> tuple[Phone, SimUser, PhoneCallRecord]:
+    """The call an InputPhoneCall names, for a person taking part in it (on `side`, if given)."""
+    phone = phone_of(cloud)
+    me = _calling_user(cloud, caller)
+    call = phone.lookup(me.id, peer)
+    if side is not None and me.id != (call.admin_id if side == "caller" else call.participant_id):
+        raise RpcError(400, "CALL_PEER_INVALID")
+    return phone, me, call
+
+
 def _valid_dh_value(value: bytes) -> bool:
     """2^(2048-64) < value < p - 2^(2048-64), the MTProto range check for g_a.
 
@@ -504,11 +506,7 @@ async def request_call(
 async def received_call(
     cloud: Cloud, caller: Caller, req: functions.phone.ReceivedCallRequest
 ) -> bool:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
-    if me.id != call.participant_id:
-        raise RpcError(400, "CALL_PEER_INVALID")
+    phone, _, call = _call_of(cloud, caller, req.peer, "callee")
     if call.state is CallState.REQUESTED:
         call.state = CallState.RINGING
         call.received_at = phone.clock()
@@ -520,11 +518,7 @@ async def received_call(
 
 @handler(functions.phone.AcceptCallRequest)
 async def accept_call(cloud: Cloud, caller: Caller, req: functions.phone.AcceptCallRequest) -> Any:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
-    if me.id != call.participant_id:
-        raise RpcError(400, "CALL_PEER_INVALID")
+    phone, me, call = _call_of(cloud, caller, req.peer, "callee")
     if call.state is CallState.DISCARDED:
         raise RpcError(400, "CALL_ALREADY_DECLINED")
     if call.state in (CallState.ACCEPTED, CallState.ACTIVE):
@@ -548,11 +542,7 @@ async def accept_call(cloud: Cloud, caller: Caller, req: functions.phone.AcceptC
 async def confirm_call(
     cloud: Cloud, caller: Caller, req: functions.phone.ConfirmCallRequest
 ) -> Any:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
-    if me.id != call.admin_id:
-        raise RpcError(400, "CALL_PEER_INVALID")
+    phone, me, call = _call_of(cloud, caller, req.peer, "caller")
     if call.state is CallState.DISCARDED:
         raise RpcError(400, "CALL_ALREADY_DECLINED")
     if call.state is not CallState.ACCEPTED:
@@ -566,9 +556,7 @@ async def confirm_call(
     call.state = CallState.ACTIVE
     call.confirmed_at = phone.clock()
     call.note(call.confirmed_at, "confirmed")
-    if call.ring_timer is not None:
-        call.ring_timer.cancel()
-        call.ring_timer = None
+    call.stop_ringing()
     phone.push(call.participant_id, phone.active_view(call, call.participant_id), call)
     phone.changed()
     return phone.result(me.id, phone.active_view(call, me.id), call)
@@ -578,9 +566,7 @@ async def confirm_call(
 async def discard_call(
     cloud: Cloud, caller: Caller, req: functions.phone.DiscardCallRequest
 ) -> types.Updates:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
+    phone, me, call = _call_of(cloud, caller, req.peer)
     if (
         call.state in (CallState.ACCEPTED, CallState.ACTIVE)
         and me.id == call.participant_id
@@ -593,12 +579,8 @@ async def discard_call(
         call.client_duration = req.duration
         phone.discard(call, me.id, reason_name(req.reason), caller)
     view = phone.discarded_view(call, call.confirmed_at is not None)
-    return types.Updates(
-        updates=[types.UpdatePhoneCall(phone_call=view)],
-        users=phone.users_for(me.id, call),
-        chats=[],
-        date=tl_date(phone.clock()),
-        seq=0,
+    return updates_of(cloud).envelope(
+        me.id, [types.UpdatePhoneCall(phone_call=view)], phone.users_for(me.id, call)
     )
 
 
@@ -606,9 +588,7 @@ async def discard_call(
 async def send_signaling_data(
     cloud: Cloud, caller: Caller, req: functions.phone.SendSignalingDataRequest
 ) -> bool:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
+    phone, me, call = _call_of(cloud, caller, req.peer)
     leg = call.signalling_from(me.id)
     if call.state in (CallState.REQUESTED, CallState.RINGING):
         raise RpcError(400, "CALL_PEER_INVALID")
@@ -630,20 +610,16 @@ async def send_signaling_data(
 async def set_call_rating(
     cloud: Cloud, caller: Caller, req: functions.phone.SetCallRatingRequest
 ) -> types.Updates:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
+    _, me, call = _call_of(cloud, caller, req.peer)
     call.rating = req.rating
-    return types.Updates(updates=[], users=[], chats=[], date=tl_date(phone.clock()), seq=0)
+    return updates_of(cloud).envelope(me.id, [])
 
 
 @handler(functions.phone.SaveCallDebugRequest)
 async def save_call_debug(
     cloud: Cloud, caller: Caller, req: functions.phone.SaveCallDebugRequest
 ) -> bool:
-    phone = phone_of(cloud)
-    me = _calling_user(cloud, caller)
-    call = phone.lookup(me.id, req.peer)
+    _, _, call = _call_of(cloud, caller, req.peer)
     if not isinstance(req.debug, types.DataJSON):
         raise RpcError(400, "DATA_JSON_INVALID")
     try:

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 from telethon.tl import types
 
-from simcloud.mtproto.dh import G, PRIME, PRIME_BYTES
-
+from simcloud.mtproto.dh import PRIME, PRIME_BYTES, G
 
 
 def _sha256(*parts: bytes) -> bytes:

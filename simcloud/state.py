@@ -100,6 +100,7 @@ class SimUser:
     revoked_secrets: set[str] = field(default_factory=set)
     bot_inline: bool = False
     bot_inline_placeholder: str = ""
+    bot_inline_feedback: bool = False  # @BotFather /setinlinefeedback (always, not a share)
     bot_owner_id: int | None = None
     bot_commands: list[types.BotCommand] = field(default_factory=list)
 
@@ -218,14 +219,20 @@ class State:
         first_name: str | None = None,
         inline: bool = True,
         inline_placeholder: str = "Search...",
+        inline_feedback: bool = False,
     ) -> tuple[SimUser, str]:
-        """Create a bot as @BotFather would; returns (bot, token "id:secret")."""
+        """Create a bot as @BotFather would; returns (bot, token "id:secret").
+
+        `inline_feedback` (off by default, as on Telegram) makes the cloud tell the
+        bot about every inline result a user sends (UpdateBotInlineSend).
+        """
         if not username.lower().endswith("bot"):
             raise ValueError("bot usernames end in 'bot'")
         bot = self.add_user(first_name=first_name or username, username=username, bot=True)
         bot.bot_secret = secrets.token_urlsafe(26)[:35]
         bot.bot_inline = inline
         bot.bot_inline_placeholder = inline_placeholder if inline else ""
+        bot.bot_inline_feedback = inline_feedback
         bot.bot_owner_id = owner.id if owner else None
         return bot, bot.token
 
@@ -244,6 +251,11 @@ class State:
 
     def app_valid(self, api_id: int, api_hash: str) -> bool:
         return self.apps.get(api_id) == api_hash
+
+    def require_app(self, api_id: int, api_hash: str) -> None:
+        """Refuse sign-ins from apps that were never registered (API_ID_INVALID)."""
+        if not self.app_valid(api_id, api_hash):
+            raise bad_request("API_ID_INVALID")
 
     def set_password(self, user: SimUser, password: str | None, hint: str = "") -> None:
         """Enable (or with None disable) two-step verification."""
@@ -380,6 +392,13 @@ class State:
             if target is not None and self.hash_ok(viewer, target, ref.access_hash):
                 return target
         raise bad_request(error)
+
+    def resolve_bot(self, viewer: SimUser, ref: Any) -> SimUser:
+        """Like resolve_user for arguments that must name a bot (BOT_INVALID)."""
+        bot = self.resolve_user(viewer, ref, "BOT_INVALID")
+        if not bot.bot:
+            raise bad_request("BOT_INVALID")
+        return bot
 
     def resolve_peer(self, viewer: SimUser, ref: Any) -> SimUser:
         """Like resolve_user for InputPeer arguments (PEER_ID_INVALID); only private chats."""

@@ -114,6 +114,19 @@ class UpdateHub:
                 out.setdefault(target.id, self.state.user_view(target, viewer))
         return list(out.values())
 
+    def envelope(
+        self, user_id: int, updates: list[Any], users: Sequence[UserRef] = ()
+    ) -> types.Updates:
+        """`updates` for `user_id` in a plain Updates (seq 0): a push, or an RPC result
+        of the Updates kind (edits, inline sends, deep links, discarded calls)."""
+        return types.Updates(
+            updates=updates,
+            users=self.render_users(user_id, users),
+            chats=[],
+            date=tl_date(self.state.now()),
+            seq=0,
+        )
+
     def push(
         self,
         user_id: int,
@@ -125,13 +138,7 @@ class UpdateHub:
         sinks = self.sessions_of(user_id, exclude_session)
         if not sinks:
             return
-        envelope = types.Updates(
-            updates=[update],
-            users=self.render_users(user_id, users),
-            chats=[],
-            date=tl_date(self.state.now()),
-            seq=0,
-        )
+        envelope = self.envelope(user_id, [update], users)
         for sink in sinks:
             sink.push(envelope)
 

@@ -8,6 +8,7 @@ Never imports :mod:`gateway.sip`; ``gateway/calls`` joins the two legs.
 * :mod:`~gateway.telegram.messages` Member, buttons, sent-message handles, inbound events, Messenger
 * :mod:`~gateway.telegram.privacy`  may the gateway call a member, and what they should change
 * :mod:`~gateway.telegram.errors`   Telegram failures as sentences for the user
+* :mod:`~gateway.telegram.listeners` callbacks for bot and message events, failures logged
 * :mod:`~gateway.telegram.call`     private calls: ring, answer, reject, hang up, 10 ms PCM frames
 * :mod:`~gateway.telegram.service`  TelegramSide: all of the above, as the gateway owns it
 """

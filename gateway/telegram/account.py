@@ -49,7 +49,7 @@ from telethon.crypto import rsa as telethon_rsa
 from telethon.sessions import SQLiteSession
 from telethon.tl import functions, types
 
-from gateway.config import Config, ConfigError, Secret, TelegramServer, TelegramSettings
+from gateway.config import Config, ConfigError, Secret, TelegramSettings
 from gateway.logs import kv, register_secret
 from gateway.telegram.errors import NotReady, describe
 
@@ -219,23 +219,23 @@ class TelegramConnection:
 
     def __init__(
         self,
-        *,
+        settings: TelegramSettings,
         session_path: Path,
-        api_id: int,
-        api_hash: Secret,
-        server: TelegramServer | None = None,
+        *,
         server_key: Path | None = None,
         flood_sleep_threshold: int = FLOOD_SLEEP_THRESHOLD,
         backoff: Sequence[float] = BACKOFF,
         watch_interval: float = WATCH_INTERVAL,
     ) -> None:
-        if server is not None and server_key is None:
+        """*settings* give the API app and ``[telegram.server]``; *server_key* its PEM file."""
+        if settings.server is not None and server_key is None:
             raise ConfigError("telegram.server.public_key: required with telegram.server")
+        self.settings = settings
         self.session_path = session_path
-        self._api_id = api_id
-        self._api_hash = api_hash
-        register_secret(api_hash.reveal())
-        self._server = server
+        self._api_id = settings.api_id
+        self._api_hash = settings.api_hash
+        register_secret(settings.api_hash.reveal())
+        self._server = settings.server
         self._server_pem = load_server_key(server_key) if server_key is not None else None
         self._flood_sleep_threshold = flood_sleep_threshold
         self._backoff = tuple(backoff) or BACKOFF
@@ -619,27 +619,9 @@ class TelegramAccount(TelegramConnection):
 
     kind = "telegram account"
 
-    def __init__(
-        self,
-        settings: TelegramSettings,
-        session_path: Path,
-        *,
-        server_key: Path | None = None,
-        flood_sleep_threshold: int = FLOOD_SLEEP_THRESHOLD,
-        backoff: Sequence[float] = BACKOFF,
-        watch_interval: float = WATCH_INTERVAL,
-    ) -> None:
-        super().__init__(
-            session_path=session_path,
-            api_id=settings.api_id,
-            api_hash=settings.api_hash,
-            server=settings.server,
-            server_key=server_key,
-            flood_sleep_threshold=flood_sleep_threshold,
-            backoff=backoff,
-            watch_interval=watch_interval,
-        )
-        self.settings = settings
+    def __init__(self, settings: TelegramSettings, session_path: Path, **options: Any) -> None:
+        """*options* are :class:`TelegramConnection`'s (``server_key``, ``backoff``...)."""
+        super().__init__(settings, session_path, **options)
         self._was_signed_in = False
 
     @classmethod

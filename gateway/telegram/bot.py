@@ -30,7 +30,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -42,15 +42,9 @@ from telethon.tl import custom, functions, types
 
 from gateway.config import Config, ConfigError, TelegramSettings
 from gateway.logs import register_secret
-from gateway.telegram.account import (
-    BACKOFF,
-    FLOOD_SLEEP_THRESHOLD,
-    WATCH_INTERVAL,
-    AccountUser,
-    ConnectionState,
-    TelegramConnection,
-)
+from gateway.telegram.account import AccountUser, ConnectionState, TelegramConnection
 from gateway.telegram.errors import NotReady, describe
+from gateway.telegram.listeners import Listener, Listeners
 
 __all__ = [
     "BOT_SETUP",
@@ -184,7 +178,6 @@ class BotCommand:
 
 
 BotEvent = BotPress | BotCommand
-BotListener = Callable[[BotEvent], Awaitable[None] | None]
 
 
 def buttons_of(payload_key: str, keyboard: Keyboard) -> list[list[Any]] | None:
@@ -207,32 +200,21 @@ class CompanionBot(TelegramConnection):
         settings: TelegramSettings,
         session_path: Path,
         *,
-        server_key: Path | None = None,
         payloads: InlinePayloads | None = None,
-        flood_sleep_threshold: int = FLOOD_SLEEP_THRESHOLD,
-        backoff: Sequence[float] = BACKOFF,
-        watch_interval: float = WATCH_INTERVAL,
+        **options: Any,
     ) -> None:
+        """*options* are :class:`TelegramConnection`'s (``server_key``, ``backoff``...)."""
         token = settings.bot_token.reveal()
         if not token:
             raise ConfigError("telegram.bot_token: required for the companion bot")
         register_secret(token)
-        super().__init__(
-            session_path=session_path,
-            api_id=settings.api_id,
-            api_hash=settings.api_hash,
-            server=settings.server,
-            server_key=server_key,
-            flood_sleep_threshold=flood_sleep_threshold,
-            backoff=backoff,
-            watch_interval=watch_interval,
-        )
+        super().__init__(settings, session_path, **options)
         self._token = settings.bot_token
         self.bot_id = int(token.partition(":")[0])
         self.payloads = payloads if payloads is not None else InlinePayloads()
         # Who may use the bot's inline mode: the gateway account's user id.
         self.gateway_user_id: Callable[[], int | None] = lambda: None
-        self._bot_listeners: list[BotListener] = []
+        self._bot_listeners: Listeners[BotEvent] = Listeners("telegram bot")
         # Set once an updateBotInlineSend arrived: inline feedback is on, so an
         # edit may wait a moment for the id of a message just sent.
         self.feedback_seen = False
@@ -256,12 +238,9 @@ class CompanionBot(TelegramConnection):
         """The bot's @username (without @), once signed in; ``""`` before."""
         return self.user.username if self.user else ""
 
-    def listen(self, listener: BotListener) -> Callable[[], None]:
+    def listen(self, listener: Listener[BotEvent]) -> Callable[[], None]:
         """Hear every :class:`BotPress` and :class:`BotCommand`; returns the unsubscribe."""
-        self._bot_listeners.append(listener)
-        return lambda: (
-            self._bot_listeners.remove(listener) if listener in self._bot_listeners else None
-        )
+        return self._bot_listeners.add(listener)
 
     # -- sign-in ---------------------------------------------------------------------
 
@@ -388,7 +367,7 @@ class CompanionBot(TelegramConnection):
             payload=payload,
             inline=inline,
         )
-        await self._emit(press)
+        await self._bot_listeners.emit(press)
 
     async def _on_message(self, event: Any) -> None:
         text = (event.raw_text or "").strip()
@@ -400,7 +379,7 @@ class CompanionBot(TelegramConnection):
             return
         sender = await event.get_sender()
         user = AccountUser.from_user(sender) if isinstance(sender, types.User) else None
-        await self._emit(
+        await self._bot_listeners.emit(
             BotCommand(
                 user_id=int(event.sender_id),
                 user=user,
@@ -408,15 +387,6 @@ class CompanionBot(TelegramConnection):
                 payload=rest.strip(),
             )
         )
-
-    async def _emit(self, event: BotEvent) -> None:
-        for listener in list(self._bot_listeners):
-            try:
-                result = listener(event)
-                if result is not None:
-                    await result
-            except Exception:
-                log.exception("telegram bot: listener failed on %s", type(event).__name__)
 
     async def reply(self, user_id: int, text: str) -> None:
         """A plain message in the bot's chat with *user_id* (e.g. the /start greeting)."""

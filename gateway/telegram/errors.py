@@ -53,6 +53,7 @@ def format_wait(seconds: int) -> str:
     return f"{secs} s"
 
 
+_FLOOD_WAITS = (tg.FloodWaitError, tg.FloodPremiumWaitError, tg.FloodTestPhoneWaitError)
 _FIXED: tuple[tuple[type[BaseException], str], ...] = (
     (
         tg.PhoneNumberInvalidError,
@@ -120,10 +121,8 @@ _FIXED: tuple[tuple[type[BaseException], str], ...] = (
 
 def describe(exc: BaseException) -> str:
     """One sentence for the user about *exc* (a Telethon, network or our own error)."""
-    if isinstance(exc, TelegramError):
-        return str(exc)
-    if isinstance(exc, tg.FloodWaitError | tg.FloodPremiumWaitError | tg.FloodTestPhoneWaitError):
-        return str(FloodWait(int(exc.seconds)))
+    if isinstance(exc, (TelegramError, *_FLOOD_WAITS)):
+        return str(wrap(exc))
     for kind, text in _FIXED:
         if isinstance(exc, kind):
             return text
@@ -143,6 +142,6 @@ def wrap(exc: BaseException) -> TelegramError:
     """*exc* as a :class:`TelegramError` (a :class:`FloodWait` for flood waits)."""
     if isinstance(exc, TelegramError):
         return exc
-    if isinstance(exc, tg.FloodWaitError | tg.FloodPremiumWaitError | tg.FloodTestPhoneWaitError):
+    if isinstance(exc, _FLOOD_WAITS):
         return FloodWait(int(exc.seconds))
     return TelegramError(describe(exc))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -31,6 +31,7 @@ from telethon.tl import types
 from gateway.telegram.account import AccountUser, ConnectionState, TelegramAccount
 from gateway.telegram.bot import BotCommand, BotEvent, BotPress, CompanionBot, Payload
 from gateway.telegram.errors import TelegramError, describe, wrap
+from gateway.telegram.listeners import Listener, Listeners
 
 __all__ = [
     "Button",
@@ -180,7 +181,7 @@ class SoftphoneCommand:
 InboundEvent = (
     TextFromMember | ButtonPress | MessageEdited | MessageDeleted | StartCommand | SoftphoneCommand
 )
-Subscriber = Callable[[InboundEvent], Awaitable[None] | None]
+Subscriber = Listener[InboundEvent]
 
 
 def render_plain(text: str, keyboard: Keyboard, hint: str = "") -> str:
@@ -228,7 +229,7 @@ class Messenger:
     def __init__(self, account: TelegramAccount, bot: CompanionBot | None = None) -> None:
         self.account = account
         self.bot = bot
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: Listeners[InboundEvent] = Listeners("telegram messages")
         self._tracked = _Tracked()
         self._bot_peer: tuple[str, Any] | None = None
         self._members: OrderedDict[int, Member] = OrderedDict()  # recent senders
@@ -261,10 +262,7 @@ class Messenger:
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call *subscriber(event)* for every inbound event (awaited if it returns one)."""
-        self._subscribers.append(subscriber)
-        return lambda: (
-            self._subscribers.remove(subscriber) if subscriber in self._subscribers else None
-        )
+        return self._subscribers.add(subscriber)
 
     def queue(self, maxsize: int = QUEUE_SIZE) -> asyncio.Queue[InboundEvent]:
         """An ``asyncio.Queue`` that receives every inbound event (oldest dropped when full)."""
@@ -278,15 +276,6 @@ class Messenger:
 
         self.subscribe(put)
         return q
-
-    async def _emit(self, event: InboundEvent) -> None:
-        for subscriber in list(self._subscribers):
-            try:
-                result = subscriber(event)
-                if result is not None:
-                    await result
-            except Exception:
-                log.exception("telegram messages: subscriber failed on %s", type(event).__name__)
 
     # -- sending ---------------------------------------------------------------------
 
@@ -534,16 +523,16 @@ class Messenger:
         incoming = TextFromMember(member, text, int(event.id))
         command = incoming.command
         if command is not None and command[0] == "start":
-            await self._emit(StartCommand(member, command[1], via="gateway"))
+            await self._subscribers.emit(StartCommand(member, command[1], via="gateway"))
         elif command is not None and command[0] == "softphone":
-            await self._emit(SoftphoneCommand(member, via="gateway"))
+            await self._subscribers.emit(SoftphoneCommand(member, via="gateway"))
         else:
-            await self._emit(incoming)
+            await self._subscribers.emit(incoming)
 
     async def _on_edited(self, event: Any) -> None:
         member = await self._member_of(event)
         if member is not None:
-            await self._emit(MessageEdited(member, int(event.id), event.raw_text or ""))
+            await self._subscribers.emit(MessageEdited(member, int(event.id), event.raw_text or ""))
 
     async def _on_deleted(self, event: Any) -> None:
         if getattr(event, "chat_id", None) is not None and not event.is_private:
@@ -555,18 +544,20 @@ class Messenger:
             user_id = owners.pop()
             assert user_id is not None
             member = self._members.get(user_id) or Member(user_id)
-        await self._emit(MessageDeleted(ids, member))
+        await self._subscribers.emit(MessageDeleted(ids, member))
 
     async def _on_bot_event(self, event: BotEvent) -> None:
         member = await self._member_for(event.user_id, event.user)
         if isinstance(event, BotPress):
-            await self._emit(ButtonPress(member, event.data, self._ref_of(event.payload, member)))
+            await self._subscribers.emit(
+                ButtonPress(member, event.data, self._ref_of(event.payload, member))
+            )
         elif isinstance(event, BotCommand) and event.command == "softphone":
-            await self._emit(SoftphoneCommand(member, via="bot"))
+            await self._subscribers.emit(SoftphoneCommand(member, via="bot"))
         elif isinstance(event, BotCommand):
             if not event.payload:
                 await self._greet(event.user_id)
-            await self._emit(StartCommand(member, event.payload, via="bot"))
+            await self._subscribers.emit(StartCommand(member, event.payload, via="bot"))
 
     async def _greet(self, user_id: int) -> None:
         bot = self.bot

@@ -11,7 +11,8 @@ import hashlib
 import json
 import random
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,10 +20,12 @@ from telethon.tl import functions, types
 
 import simcloud.phone as phone_module
 from simcloud.cloud import Caller, Cloud, RpcError
-from simcloud.phone import DH_G, DH_PRIME, CallState, Phone
+from simcloud.mtproto import dh
+from simcloud.phone import CallState, Phone
 from simcloud.state import PrivacyRule, SimUser, State
+from simcloud.updates import UpdateHub
 
-P = int.from_bytes(DH_PRIME, "big")
+P = dh.PRIME
 VERSIONS = ["8.0.0", "9.0.0", "12.0.0", "13.0.0"]
 
 
@@ -46,17 +49,18 @@ class Pushed:
     exclude_key: int | None
 
 
-@dataclass
-class RecordingUpdates:
-    """Stands in for simcloud.updates.UpdateHub.push: records what would be pushed."""
+class RecordingUpdates(UpdateHub):
+    """An UpdateHub whose push records what would be pushed instead of sending it."""
 
-    pushed: list[Pushed] = field(default_factory=list)
+    def __init__(self, cloud: Cloud, state: State) -> None:
+        super().__init__(cloud, state)
+        self.pushed: list[Pushed] = []
 
     def push(
         self,
         user_id: int,
         update: Any,
-        users: list[Any] | None = None,
+        users: Sequence[Any] = (),
         exclude_session: Any = None,
     ) -> None:
         key = exclude_session.auth_key_id if exclude_session is not None else None
@@ -94,7 +98,7 @@ class Party:
 def world() -> World:
     cloud = Cloud()
     state = State()
-    updates = RecordingUpdates()
+    updates = RecordingUpdates(cloud, state)
     cloud.state = state
     cloud.updates = updates  # type: ignore[assignment]  # a recording stand-in
     phone = phone_module.attach(cloud)
@@ -142,7 +146,7 @@ def input_call(call: Any) -> types.InputPhoneCall:
 
 
 def dh_public(secret: int) -> bytes:
-    return pow(DH_G, secret, P).to_bytes(256, "big")
+    return pow(dh.G, secret, P).to_bytes(256, "big")
 
 
 async def request(
@@ -179,7 +183,7 @@ def fingerprint(key: int) -> int:
 
 
 async def confirm(w: World, a: Party, b: Party, call: Any, g_a: bytes | None = None) -> Any:
-    key = pow(pow(DH_G, b.secret, P), a.secret, P)
+    key = pow(pow(dh.G, b.secret, P), a.secret, P)
     return await w.cloud.invoke(
         a.caller,
         functions.phone.ConfirmCallRequest(
@@ -219,7 +223,7 @@ async def test_dh_config_is_telegrams_prime_with_fresh_random(world: World, alic
     first = await world.cloud.invoke(alice.caller, req)
     second = await world.cloud.invoke(alice.caller, req)
     assert isinstance(first, types.messages.DhConfig)
-    assert first.g == 3 and first.p == DH_PRIME and len(first.p) == 256
+    assert first.g == 3 and first.p == dh.PRIME_BYTES and len(first.p) == 256
     assert len(first.random) == 256 and first.random != second.random
     # p is a safe prime: p and (p - 1) / 2 pass a Fermat test to a few bases
     for base in (2, 3, 5, 7):
@@ -287,7 +291,7 @@ async def test_answered_call_flow(world: World, alice: Party, bob: Party) -> Non
     assert isinstance(theirs, types.PhoneCall)
     assert theirs.g_a_or_b == dh_public(alice.secret)  # the callee gets g_a
     assert theirs.key_fingerprint == mine.key_fingerprint
-    key = pow(pow(DH_G, alice.secret, P), bob.secret, P)
+    key = pow(pow(dh.G, alice.secret, P), bob.secret, P)
     assert theirs.key_fingerprint == fingerprint(key)  # what bob's side would check
     for view in (mine, theirs):
         assert view.connections == [] and view.p2p_allowed
@@ -461,11 +465,11 @@ async def test_g_a_is_an_integer_not_a_fixed_size_field(
     world: World, alice: Party, bob: Party
 ) -> None:
     # One g_a in 256 starts with a zero byte; ntgcalls sends (and hashes) it without.
-    value = pow(DH_G, random.Random(256).getrandbits(2048), P)
+    value = pow(dh.G, random.Random(256).getrandbits(2048), P)
     for _ in range(20_000):  # g^(s+1) = g^s * g: cheap steps to the next exponent
         if 2032 < value.bit_length() <= 2040:
             break
-        value = value * DH_G % P
+        value = value * dh.G % P
     short = value.to_bytes((value.bit_length() + 7) // 8, "big")
     assert len(short) == 255
     req = functions.phone.RequestCallRequest(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -140,39 +141,52 @@ async def test_duplicate_result_ids_are_refused(cloud: Cloud, alice: SimUser, bo
     assert len((await asking).results) == 1
 
 
+@dataclass
+class CallCard:
+    """Alice sent the bot's "Incoming call" card into her chat with Bob."""
+
+    a: Device
+    b: Device
+    bot_dev: Device
+    sent: Any  # Alice's sendInlineBotResult result
+    card: Any  # Bob's copy of the message
+
+
 async def send_call_card(
-    cloud: Cloud, alice: SimUser, bob: SimUser, bot: SimUser, a: Device, bot_dev: Device
-) -> tuple[Any, Any]:
-    """Alice sends the bot's "Incoming call" card into her chat with Bob."""
+    cloud: Cloud, alice: SimUser, bob: SimUser, bot: SimUser, *labels: str
+) -> CallCard:
+    """Alice asks the bot for "call 42" and sends its result r1 (buttons `labels`) to Bob."""
+    a, b, bot_dev = signed_in(cloud, alice), signed_in(cloud, bob), signed_in(cloud, bot)
     asking = asyncio.create_task(a(inline_query(cloud, alice, bot, "call 42")))
-    await answer_inline(bot_dev, article("r1", "Incoming call", "Answer", "Reject"))
+    await answer_inline(bot_dev, article("r1", "Incoming call", *labels))
     results = await asking
     sent = await a(
         functions.messages.SendInlineBotResultRequest(
             peer=input_peer(cloud, alice, bob), query_id=results.query_id, id="r1", random_id=77
         )
     )
-    return results, sent
+    [card] = [u.message for u in b.updates(types.UpdateNewMessage)]
+    return CallCard(a, b, bot_dev, sent, card)
 
 
 async def test_inline_result_sent_into_a_private_chat(
     cloud: Cloud, alice: SimUser, bob: SimUser, bot: SimUser
 ) -> None:
-    a, b, bot_dev = signed_in(cloud, alice), signed_in(cloud, bob), signed_in(cloud, bot)
-    _, sent = await send_call_card(cloud, alice, bob, bot, a, bot_dev)
-    [msg_id] = [u for u in sent.updates if isinstance(u, types.UpdateMessageID)]
-    [mine] = [u.message for u in sent.updates if isinstance(u, types.UpdateNewMessage)]
+    c = await send_call_card(cloud, alice, bob, bot, "Answer", "Reject")
+    [msg_id] = [u for u in c.sent.updates if isinstance(u, types.UpdateMessageID)]
+    [mine] = [u.message for u in c.sent.updates if isinstance(u, types.UpdateNewMessage)]
     assert msg_id.random_id == 77 and msg_id.id == mine.id
     assert mine.via_bot_id == bot.id and mine.out
-    assert bot.id in {u.id for u in sent.users}
-    [theirs] = [u.message for u in b.updates(types.UpdateNewMessage)]
-    assert (theirs.via_bot_id, theirs.message) == (bot.id, "Incoming call")
-    labels = [btn.text for btn in theirs.reply_markup.rows[0].buttons]
+    assert bot.id in {u.id for u in c.sent.users}
+    assert (c.card.via_bot_id, c.card.message) == (bot.id, "Incoming call")
+    labels = [btn.text for btn in c.card.reply_markup.rows[0].buttons]
     assert labels == ["Answer", "Reject"]
-    # The bot is not part of the chat: it sees nothing of the message itself.
-    assert bot_dev.updates(types.UpdateNewMessage) == []
+    # The bot is not part of the chat: it sees nothing of the message itself, and
+    # nothing of the send either (inline feedback is off by default).
+    assert c.bot_dev.updates(types.UpdateNewMessage) == []
+    assert c.bot_dev.updates(types.UpdateBotInlineSend) == []
     err = await rpc_error(
-        a,
+        c.a,
         functions.messages.SendInlineBotResultRequest(
             peer=input_peer(cloud, alice, bob), query_id=msg_id.random_id, id="r1"
         ),
@@ -180,12 +194,47 @@ async def test_inline_result_sent_into_a_private_chat(
     assert err.message == "QUERY_ID_INVALID"
 
 
+def unpack_inline_id(msg_id: Any) -> tuple[int, int]:
+    """(message id, peer id) of a legacy 64-bit inline message id, as Telethon unpacks it."""
+    assert isinstance(msg_id, types.InputBotInlineMessageID) and msg_id.dc_id == 2
+    mid, pid = struct.unpack("<ii", struct.pack("<q", msg_id.id))
+    return mid, pid
+
+
+async def test_inline_feedback_names_the_sent_message(
+    cloud: Cloud, alice: SimUser, bob: SimUser
+) -> None:
+    bot, _ = cloud.state.add_bot("feedback_bot", owner=alice, inline_feedback=True)
+    c = await send_call_card(cloud, alice, bob, bot, "Answer", "Reject")
+    sent = await c.bot_dev.next_update(types.UpdateBotInlineSend)
+    assert (sent.user_id, sent.query, sent.id, sent.geo) == (alice.id, "call 42", "r1", None)
+    [mine] = [u.message for u in c.sent.updates if isinstance(u, types.UpdateNewMessage)]
+    assert unpack_inline_id(sent.msg_id) == (mine.id, alice.id)
+    assert {u.id for u in c.bot_dev.sink.pushed[-1].users} == {alice.id}
+    # The id is good for editing at once, before anyone pressed a button.
+    await c.bot_dev(
+        functions.messages.EditInlineBotMessageRequest(id=sent.msg_id, message="Missed call")
+    )
+    [edit] = c.b.updates(types.UpdateEditMessage)
+    assert (edit.message.id, edit.message.message) == (c.card.id, "Missed call")
+    assert c.bot_dev.updates(types.UpdateInlineBotCallbackQuery) == []
+
+
+async def test_inline_feedback_without_a_keyboard_has_no_message_id(
+    cloud: Cloud, alice: SimUser, bob: SimUser
+) -> None:
+    bot, _ = cloud.state.add_bot("feedback_bot", owner=alice, inline_feedback=True)
+    c = await send_call_card(cloud, alice, bob, bot)  # no buttons: nothing to edit later
+    sent = await c.bot_dev.next_update(types.UpdateBotInlineSend)
+    assert (sent.id, sent.msg_id) == ("r1", None)
+    assert c.card.reply_markup is None
+
+
 async def test_button_press_on_a_via_bot_message(
     cloud: Cloud, alice: SimUser, bob: SimUser, bot: SimUser
 ) -> None:
-    a, b, bot_dev = signed_in(cloud, alice), signed_in(cloud, bob), signed_in(cloud, bot)
-    await send_call_card(cloud, alice, bob, bot, a, bot_dev)
-    [card] = [u.message for u in b.updates(types.UpdateNewMessage)]
+    c = await send_call_card(cloud, alice, bob, bot, "Answer", "Reject")
+    a, b, bot_dev, card = c.a, c.b, c.bot_dev, c.card
 
     press = asyncio.create_task(
         b(
@@ -196,9 +245,7 @@ async def test_button_press_on_a_via_bot_message(
     )
     query = await bot_dev.next_update(types.UpdateInlineBotCallbackQuery)
     assert (query.user_id, query.data) == (bob.id, b"Answer:42")
-    assert isinstance(query.msg_id, types.InputBotInlineMessageID) and query.msg_id.dc_id == 2
-    # Telethon unpacks (message id, peer id) from the legacy 64-bit id.
-    mid, pid = struct.unpack("<ii", struct.pack("<q", query.msg_id.id))
+    mid, pid = unpack_inline_id(query.msg_id)
     assert pid == alice.id and cloud.history.find(alice, mid).text == "Incoming call"
     await bot_dev(
         functions.messages.SetBotCallbackAnswerRequest(
@@ -229,9 +276,8 @@ async def test_button_press_on_a_via_bot_message(
 async def test_button_press_refusals_and_timeout(
     cloud: Cloud, alice: SimUser, bob: SimUser, bot: SimUser
 ) -> None:
-    a, b, bot_dev = signed_in(cloud, alice), signed_in(cloud, bob), signed_in(cloud, bot)
-    await send_call_card(cloud, alice, bob, bot, a, bot_dev)
-    [card] = [u.message for u in b.updates(types.UpdateNewMessage)]
+    c = await send_call_card(cloud, alice, bob, bot, "Answer", "Reject")
+    b, card = c.b, c.card
     peer = input_peer(cloud, bob, alice)
     press = functions.messages.GetBotCallbackAnswerRequest
     assert (await rpc_error(b, press(peer, card.id, data=b"nope"))).message == "DATA_INVALID"

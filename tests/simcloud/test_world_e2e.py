@@ -126,11 +126,15 @@ class Clients:
         self.logins += 1
         return client
 
-    async def bot(self, token: str) -> TelegramClient:
+    async def bot(
+        self, username: str, owner: SimUser, **settings: Any
+    ) -> tuple[SimUser, TelegramClient]:
+        """A new bot (`settings` as for State.add_bot) and a client signed in with its token."""
+        bot_user, token = self.cloud.state.add_bot(username, owner=owner, **settings)
         client = await self.connect()
         await asyncio.wait_for(client.sign_in(bot_token=token), T)
         self.logins += 1
-        return client
+        return bot_user, client
 
     async def close(self) -> None:
         for client in self.started:
@@ -256,8 +260,7 @@ async def test_edit_and_delete_reach_the_other_side(
 async def test_inline_bot_card_and_button(
     cloud: Cloud, clients: Clients, alice: SimUser, bob: SimUser
 ) -> None:
-    bot_user, token = cloud.state.add_bot("linegram_bot", owner=alice)
-    bot = await clients.bot(token)
+    bot_user, bot = await clients.bot("linegram_bot", owner=alice)
     presses = Inbox()
 
     @bot.on(events.InlineQuery)
@@ -302,11 +305,45 @@ async def test_inline_bot_card_and_button(
     assert differences(cloud) == 3
 
 
+async def test_inline_feedback_reaches_the_bot(
+    cloud: Cloud, clients: Clients, alice: SimUser, bob: SimUser
+) -> None:
+    bot_user, bot = await clients.bot("linegram_bot", owner=alice, inline_feedback=True)
+    chosen = Inbox()
+    bot.add_event_handler(chosen, events.Raw(types.UpdateBotInlineSend))
+
+    @bot.on(events.InlineQuery)
+    async def on_query(event: events.InlineQuery.Event) -> None:
+        card = event.builder.article(
+            "Card", id="card", text="Incoming call", buttons=[Button.inline("Answer", b"ans:42")]
+        )
+        note = event.builder.article("Note", id="note", text="Missed call")
+        await event.answer([card, note], cache_time=0, private=True)
+
+    a, b = await clients.user(ALICE_PHONE), await clients.user(BOB_PHONE)
+    bob_edits = Inbox()
+    b.add_event_handler(bob_edits, events.MessageEdited)
+    sent = await (await a.inline_query("linegram_bot", "0123"))[0].click("bob_owner")
+    [feedback] = await chosen.wait(1)
+    assert (feedback.user_id, feedback.query, feedback.id) == (alice.id, "0123", "card")
+    assert isinstance(feedback.msg_id, types.InputBotInlineMessageID)
+    # Nobody pressed a button, yet the bot can edit the message already.
+    await bot.edit_message(feedback.msg_id, "Call ended")
+    [edit] = await bob_edits.wait(1)
+    assert edit.raw_text == "Call ended" and edit.via_bot_id == bot_user.id
+    assert (await a.get_messages("bob_owner", ids=sent.id)).raw_text == "Call ended"
+
+    # A result without a keyboard: the bot hears of it, without an id to edit.
+    await (await a.inline_query("linegram_bot", "0123"))[1].click("bob_owner")
+    _, plain = await chosen.wait(2)
+    assert (plain.id, plain.msg_id) == ("note", None)
+    assert differences(cloud) == 3
+
+
 async def test_deep_link_and_the_bots_own_buttons(
     cloud: Cloud, clients: Clients, alice: SimUser, bob: SimUser
 ) -> None:
-    bot_user, token = cloud.state.add_bot("linegram_bot", owner=alice)
-    bot = await clients.bot(token)
+    bot_user, bot = await clients.bot("linegram_bot", owner=alice)
     starts = Inbox()
 
     @bot.on(events.NewMessage(pattern=r"/start (\S+)"))

@@ -21,6 +21,7 @@ from gateway.config import HostPort, Secret, TelegramServer, TelegramSettings
 from gateway.telegram.account import AccountStatus, ConnectionState, TelegramAccount
 from gateway.telegram.bot import CompanionBot
 from gateway.telegram.login import Login, LoginStep
+from gateway.telegram.messages import InboundEvent, Member, Messenger
 from simcloud.client import SIM_API_HASH, SIM_API_ID, make_client
 from simcloud.cloud import Cloud
 from simcloud.server import CloudServer
@@ -61,7 +62,7 @@ class World:
     tmp: Path
     key_file: Path
     gateway_user: SimUser
-    closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[Any] | None]] = field(default_factory=list)
 
     @property
     def state(self) -> Any:
@@ -100,8 +101,13 @@ class World:
         assert view.step is LoginStep.LOGGED_IN, view
         return account
 
-    async def bot(self, username: str = "linegram_test_bot") -> tuple[CompanionBot, SimUser]:
-        sim_bot, token = self.state.add_bot(username, owner=self.gateway_user)
+    async def bot(
+        self, username: str = "linegram_test_bot", inline_feedback: bool = True
+    ) -> tuple[CompanionBot, SimUser]:
+        """The companion bot, set up as the product asks (BOT_SETUP: inline feedback on)."""
+        sim_bot, token = self.state.add_bot(
+            username, owner=self.gateway_user, inline_feedback=inline_feedback
+        )
         bot = CompanionBot(
             self.settings(bot_token=Secret(token)),
             self.tmp / "state" / "telegram" / "gateway-bot.session",
@@ -125,6 +131,36 @@ class World:
         assert sent.phone_code_hash
         await client.sign_in(phone, self.state.last_code(phone))
         return client, user
+
+    async def household(self, bot: CompanionBot | None = None) -> Household:
+        """Alice on her phone, and the signed-in gateway account's Messenger (with *bot*)."""
+        alice, sim_alice = await self.member("+999 66 1001", "Alice", "alice_home")
+        account = await self.signed_in_account()
+        messenger = Messenger(account, bot)
+        messenger.start()
+        self.closers.append(messenger.stop)
+        events: list[InboundEvent] = []
+        messenger.subscribe(events.append)
+        return Household(
+            account,
+            messenger,
+            events,
+            alice,
+            sim_alice,
+            Member(sim_alice.id, self.state.access_hash(self.gateway_user, sim_alice), "Alice"),
+            await alice.get_input_entity(self.gateway_user.username),
+        )
+
+
+@dataclass
+class Household:
+    account: TelegramAccount
+    messenger: Messenger
+    events: list[InboundEvent]  # everything the Messenger heard
+    alice: TelegramClient
+    sim_alice: SimUser
+    member: Member  # Alice as the product stores her: id and the *gateway's* access hash
+    gateway_peer: Any  # the gateway account in Alice's app
 
 
 def record(account: Any) -> list[AccountStatus]:

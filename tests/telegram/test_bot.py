@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from telethon import TelegramClient, events
 
 from gateway.config import Secret
-from gateway.telegram.account import ConnectionState, TelegramAccount
+from gateway.telegram.account import ConnectionState
 from gateway.telegram.bot import CompanionBot, InlinePayloads, pack_data, unpack_data
 from gateway.telegram.messages import (
     Button,
     ButtonPress,
-    InboundEvent,
-    Member,
-    Messenger,
+    MessageRef,
     OutgoingMessage,
     SoftphoneCommand,
     StartCommand,
 )
 from simcloud.state import SimUser
-from tests.telegram.simworld import World, eventually, eventually_async
+from tests.telegram.simworld import Household, World, eventually, eventually_async
 
 KEYPAD = OutgoingMessage(
     "📞 Incoming call from +49 30 1234567 on home",
@@ -34,42 +33,28 @@ KEYPAD = OutgoingMessage(
 )
 
 
-class Setup:
-    """Gateway account + bot + messenger, and Alice's phone."""
+@dataclass
+class Setup(Household):
+    """Alice's phone, the gateway account's Messenger and its companion bot."""
 
-    account: TelegramAccount
     bot: CompanionBot
     sim_bot: SimUser
-    messenger: Messenger
-    events: list[InboundEvent]
-    alice: TelegramClient
-    sim_alice: SimUser
-    member: Member
+
+
+async def with_bot(world: World, inline_feedback: bool) -> Setup:
+    bot, sim_bot = await world.bot(inline_feedback=inline_feedback)
+    household = await world.household(bot)
+    return Setup(**vars(household), bot=bot, sim_bot=sim_bot)
 
 
 @pytest.fixture
 async def setup(world: World) -> Setup:
-    s = Setup()
-    s.alice, s.sim_alice = await world.member("+999 66 1001", "Alice", "alice_home")
-    s.account = await world.signed_in_account()
-    s.bot, s.sim_bot = await world.bot()
-    s.messenger = Messenger(s.account, s.bot)
-    s.messenger.start()
-    world.closers.append(_stop(s.messenger))
-    s.events = []
-    s.messenger.subscribe(s.events.append)
-    # The member as the product stores her: id and the *gateway's* access hash.
-    s.member = Member(
-        s.sim_alice.id, world.state.access_hash(world.gateway_user, s.sim_alice), "Alice"
-    )
-    return s
+    return await with_bot(world, inline_feedback=True)
 
 
-def _stop(messenger: Messenger) -> Any:
-    async def stop() -> None:
-        messenger.stop()
-
-    return stop
+@pytest.fixture
+async def setup_without_feedback(world: World) -> Setup:
+    return await with_bot(world, inline_feedback=False)
 
 
 async def last_message_from(client: TelegramClient, user: SimUser, after: int = 0) -> Any:
@@ -140,8 +125,10 @@ async def test_keypad_via_the_bot_and_the_press_comes_back(world: World, setup: 
     )
 
 
-async def test_pressed_message_is_edited_in_place(world: World, setup: Setup) -> None:
-    s = setup
+async def test_pressed_message_is_edited_in_place(
+    world: World, setup_without_feedback: Setup
+) -> None:
+    s = setup_without_feedback  # the press is what tells the bot the message's inline id
     ref = await s.messenger.send(s.member, KEYPAD)
     message = await last_message_from(s.alice, world.gateway_user)
     await message.click(data=pack_data(ref.key, "hangup"))
@@ -155,10 +142,72 @@ async def test_pressed_message_is_edited_in_place(world: World, setup: Setup) ->
     assert not after.buttons
 
 
-async def test_unpressed_message_without_inline_feedback_is_replaced(
+class ChatWatch:
+    """What Alice's app hears of edits and deletions in her chats."""
+
+    def __init__(self, client: TelegramClient) -> None:
+        self.edited: list[Any] = []
+        self.deleted: list[int] = []
+        client.add_event_handler(self._on_edited, events.MessageEdited())
+        client.add_event_handler(self._on_deleted, events.MessageDeleted())
+
+    async def _on_edited(self, event: Any) -> None:
+        self.edited.append(event)
+
+    async def _on_deleted(self, event: Any) -> None:
+        self.deleted.extend(event.deleted_ids)
+
+    async def saw_edit_in_place(self, message_id: int, text: str) -> None:
+        """One edit of *message_id* to *text* arrives, and nothing was deleted."""
+        edits = await eventually(lambda: self.edited)
+        assert [(e.id, e.raw_text) for e in edits] == [(message_id, text)]
+        assert self.deleted == []
+
+
+async def feedback_arrived(bot: CompanionBot, ref: MessageRef) -> None:
+    """Wait until updateBotInlineSend told the bot the inline id of *ref*'s message."""
+    payload = bot.payloads.get(ref.key)
+    assert payload is not None
+    await eventually(lambda: payload.inline_id is not None)
+
+
+async def test_unpressed_message_is_edited_in_place_with_inline_feedback(
     world: World, setup: Setup
 ) -> None:
     s = setup
+    watch = ChatWatch(s.alice)
+    ref = await s.messenger.send(s.member, KEYPAD)
+    message = await last_message_from(s.alice, world.gateway_user)
+    await feedback_arrived(s.bot, ref)  # no press needed
+    assert s.bot.feedback_seen
+
+    edited = await s.messenger.edit(ref, text="Call ended, 3:21", keyboard=())
+    assert edited.message_id == ref.message_id and edited.via_bot
+    await watch.saw_edit_in_place(message.id, "Call ended, 3:21")
+    after = await last_message_from(s.alice, world.gateway_user)
+    assert after.id == message.id and not after.buttons
+    assert not any(isinstance(e, ButtonPress) for e in s.events)
+
+
+async def test_edit_right_after_sending_waits_for_the_inline_feedback(
+    world: World, setup: Setup
+) -> None:
+    s = setup
+    await feedback_arrived(s.bot, await s.messenger.send(s.member, KEYPAD))
+    watch = ChatWatch(s.alice)
+    # The bot has seen feedback once, so an edit may wait a moment for the new id.
+    ref = await s.messenger.send(s.member, KEYPAD)
+    edited = await s.messenger.edit(ref, text="Call ended, 0:03", keyboard=())
+    assert edited.message_id == ref.message_id
+    message = await last_message_from(s.alice, world.gateway_user)  # Alice's copy
+    await watch.saw_edit_in_place(message.id, "Call ended, 0:03")
+
+
+async def test_unpressed_message_without_inline_feedback_is_replaced(
+    world: World, setup_without_feedback: Setup
+) -> None:
+    s = setup_without_feedback
+    watch = ChatWatch(s.alice)
     ref = await s.messenger.send(s.member, KEYPAD)
     first = await last_message_from(s.alice, world.gateway_user)
     missed = OutgoingMessage("Missed call from +49 30 1234567", [[Button("Call back", "cb:1")]])
@@ -168,10 +217,9 @@ async def test_unpressed_message_without_inline_feedback_is_replaced(
     assert latest.id != first.id
     assert latest.text == missed.text
     assert [[b.text for b in row] for row in latest.buttons] == [["Call back"]]
-    gone = await s.alice.get_messages(
-        await s.alice.get_input_entity(world.gateway_user.username), ids=first.id
-    )
-    assert gone is None
+    assert await s.alice.get_messages(s.gateway_peer, ids=first.id) is None
+    assert await eventually(lambda: watch.deleted) == [first.id]
+    assert watch.edited == [] and not s.bot.feedback_seen
     await latest.click(data=pack_data(new_ref.key, "cb:1"))
     press = await eventually(
         lambda: next((e for e in s.events if isinstance(e, ButtonPress)), None)
@@ -185,8 +233,7 @@ async def test_delete_a_message_sent_via_the_bot(world: World, setup: Setup) -> 
     ref = await s.messenger.send(s.member, KEYPAD)
     message = await last_message_from(s.alice, world.gateway_user)
     await s.messenger.delete(ref)
-    peer = await s.alice.get_input_entity(world.gateway_user.username)
-    assert await s.alice.get_messages(peer, ids=message.id) is None
+    assert await s.alice.get_messages(s.gateway_peer, ids=message.id) is None
     assert s.bot.payloads.get(ref.key) is None
 
 
@@ -204,9 +251,12 @@ async def test_start_and_softphone_in_the_bot_chat(world: World, setup: Setup) -
     s = setup
     bot_peer = await s.alice.get_input_entity(s.sim_bot.username)
     greeting: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def on_greeting(event: Any) -> None:  # Telethon awaits what a handler returns
+        greeting.put_nowait(event.message)
+
     s.alice.add_event_handler(
-        lambda e: greeting.put_nowait(e.message),
-        events.NewMessage(incoming=True, from_users=[s.sim_bot.id]),
+        on_greeting, events.NewMessage(incoming=True, from_users=[s.sim_bot.id])
     )
     await s.alice.send_message(bot_peer, "/start inv-7f3a")
     start = await eventually(

@@ -64,6 +64,14 @@ class Scene:
         self.world.state.add_contact(self.world.gateway_user, member.user)
         return member
 
+    async def member_calls(self, member: SimMember) -> tuple[asyncio.Task[float], TelegramCall]:
+        """*member* dials the gateway account; returns the dialling and the offered call."""
+        offered: list[TelegramCall] = []
+        self.calls.on_incoming = offered.append
+        placing = asyncio.create_task(member.call(self.gateway_id))
+        await eventually(lambda: bool(offered), 10)
+        return placing, offered[0]
+
 
 @pytest.fixture
 async def scene(world: World) -> AsyncIterator[Scene]:
@@ -270,11 +278,7 @@ async def test_media_that_never_connects_after_the_redial_fails_the_call(scene: 
 
 async def test_member_calls_the_gateway_which_rings_then_answers(scene: Scene) -> None:
     lena = await scene.member("Lena")
-    offered: list[TelegramCall] = []
-    scene.calls.on_incoming = offered.append
-    placing = asyncio.create_task(lena.call(scene.gateway_id))
-    await eventually(lambda: bool(offered), 10)
-    call = offered[0]
+    placing, call = await scene.member_calls(lena)
     assert call.user_id == lena.id and not call.outgoing
     # phone.receivedCall went out: the member's app shows "ringing" before any answer.
     await lena.wait_event("ringing", peer=scene.gateway_id, timeout=5)
@@ -299,15 +303,12 @@ async def test_gateway_rejects_a_member_call_as_busy(scene: Scene) -> None:
 
 async def test_member_gives_up_before_the_gateway_answers(scene: Scene) -> None:
     nina = await scene.member("Nina")
-    offered: list[TelegramCall] = []
-    scene.calls.on_incoming = offered.append
-    placing = asyncio.create_task(nina.call(scene.gateway_id))
-    await eventually(lambda: bool(offered), 10)
+    placing, call = await scene.member_calls(nina)
     await nina.hang_up(scene.gateway_id)
     with contextlib.suppress(Exception):
         await placing
-    assert await offered[0].wait_ended(timeout=5)
-    assert offered[0].outcome is CallOutcome.CALLER_GAVE_UP
+    assert await call.wait_ended(timeout=5)
+    assert call.outcome is CallOutcome.CALLER_GAVE_UP
 
 
 # -- every protocol version ntgcalls offers ----------------------------------------------------

@@ -15,7 +15,6 @@ from gateway.telegram.messages import (
     Member,
     MessageDeleted,
     MessageEdited,
-    Messenger,
     OutgoingMessage,
     SoftphoneCommand,
     StartCommand,
@@ -23,8 +22,13 @@ from gateway.telegram.messages import (
     render_plain,
 )
 from simcloud.client import make_client
-from simcloud.state import SimUser
-from tests.telegram.simworld import GATEWAY_PHONE, World, eventually, eventually_async
+from tests.telegram.simworld import (
+    GATEWAY_PHONE,
+    Household,
+    World,
+    eventually,
+    eventually_async,
+)
 
 CALL = OutgoingMessage(
     "📞 Incoming call from +49 30 1234567",
@@ -37,29 +41,9 @@ CALL = OutgoingMessage(
 )
 
 
-class Setup:
-    messenger: Messenger
-    events: list[InboundEvent]
-    alice: TelegramClient
-    sim_alice: SimUser
-    member: Member
-    gateway_peer: Any
-
-
 @pytest.fixture
-async def setup(world: World) -> Setup:
-    s = Setup()
-    s.alice, s.sim_alice = await world.member("+999 66 1001", "Alice", "alice_home")
-    account = await world.signed_in_account()
-    s.messenger = Messenger(account)  # no bot
-    s.messenger.start()
-    s.events = []
-    s.messenger.subscribe(s.events.append)
-    s.member = Member(
-        s.sim_alice.id, world.state.access_hash(world.gateway_user, s.sim_alice), "Alice"
-    )
-    s.gateway_peer = await s.alice.get_input_entity("home_gateway")
-    return s
+async def setup(world: World) -> Household:
+    return await world.household()  # no bot
 
 
 async def newest(client: TelegramClient, peer: Any, after: int = 0) -> Any:
@@ -85,7 +69,7 @@ def test_render_plain_lists_each_command_once() -> None:
     assert render_plain("Second line", toggle) == "Second line\n\nReply with:\n/toggle"
 
 
-async def test_plain_message_with_commands_and_the_replies(world: World, setup: Setup) -> None:
+async def test_plain_message_with_commands_and_the_replies(world: World, setup: Household) -> None:
     s = setup
     ref = await s.messenger.send(s.member, CALL)
     assert not ref.via_bot and ref.key == ""
@@ -105,7 +89,7 @@ async def test_plain_message_with_commands_and_the_replies(world: World, setup: 
     assert digits.message_id != transfer.message_id
 
 
-async def test_start_and_softphone_as_text_to_the_gateway(world: World, setup: Setup) -> None:
+async def test_start_and_softphone_as_text_to_the_gateway(world: World, setup: Household) -> None:
     s = setup
     await s.alice.send_message(s.gateway_peer, "/start abc")
     await s.alice.send_message(s.gateway_peer, "/softphone")
@@ -116,7 +100,7 @@ async def test_start_and_softphone_as_text_to_the_gateway(world: World, setup: S
     assert of_type(s.events, TextFromMember) == []
 
 
-async def test_edit_and_delete_the_gateways_message(world: World, setup: Setup) -> None:
+async def test_edit_and_delete_the_gateways_message(world: World, setup: Household) -> None:
     s = setup
     ref = await s.messenger.send(s.member, CALL)
     message = await newest(s.alice, s.gateway_peer)
@@ -135,7 +119,7 @@ async def test_edit_and_delete_the_gateways_message(world: World, setup: Setup) 
     assert await s.alice.get_messages(s.gateway_peer, ids=message.id) is None
 
 
-async def test_member_edits_and_deletes_arrive(world: World, setup: Setup) -> None:
+async def test_member_edits_and_deletes_arrive(world: World, setup: Household) -> None:
     s = setup
     sent = await s.alice.send_message(s.gateway_peer, "0301234567")
     text = await eventually(lambda: of_type(s.events, TextFromMember))
@@ -151,7 +135,7 @@ async def test_member_edits_and_deletes_arrive(world: World, setup: Setup) -> No
 
 
 async def test_login_codes_from_telegram_are_not_member_messages(
-    world: World, setup: Setup
+    world: World, setup: Household
 ) -> None:
     s = setup
     # Someone starts logging in to the gateway account elsewhere: "Telegram" sends a code.
@@ -166,7 +150,7 @@ async def test_login_codes_from_telegram_are_not_member_messages(
     assert texts[0].member.user_id == s.sim_alice.id
 
 
-async def test_queue_subscription(world: World, setup: Setup) -> None:
+async def test_queue_subscription(world: World, setup: Household) -> None:
     s = setup
     queue = s.messenger.queue()
     await s.alice.send_message(s.gateway_peer, "*21#")
@@ -174,7 +158,7 @@ async def test_queue_subscription(world: World, setup: Setup) -> None:
     assert isinstance(event, TextFromMember) and event.text == "*21#"
 
 
-async def test_unknown_member_cannot_be_messaged(world: World, setup: Setup) -> None:
+async def test_unknown_member_cannot_be_messaged(world: World, setup: Household) -> None:
     s = setup
     stranger = world.state.add_user(phone="+999 66 2002", first_name="Bob")
     with pytest.raises(TelegramError, match="does not know Bob yet"):
