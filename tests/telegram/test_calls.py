@@ -247,6 +247,20 @@ async def test_media_failure_mid_call_tears_down_both_sides(scene: Scene) -> Non
     await eventually(lambda: record.state.name == "DISCARDED", 5)
 
 
+async def test_call_survives_the_gateway_losing_its_telegram_connection(scene: Scene) -> None:
+    """Media is peer to peer: a dropped MTProto connection must not end the call."""
+    pia = await scene.member("Pia")
+    call = await scene.calls.call(pia.id)
+    assert await call.wait_active(timeout=20)
+    (key,) = scene.world.state.keys_of(scene.gateway_id)
+    assert scene.world.cloud.drop_connections(key) >= 1
+    await talk(call, pia, 440, 880)
+    assert call.state is CallState.ACTIVE
+    # The account reconnected by itself, so the hang-up still reaches the member.
+    await call.hangup()
+    await pia.wait_event("discarded", peer=scene.gateway_id, timeout=10)
+
+
 async def test_redials_once_when_media_never_connects(scene: Scene) -> None:
     jack = await scene.member("Jack")
     phone = scene.world.cloud.phone  # type: ignore[attr-defined]
