@@ -712,9 +712,9 @@ def checks_table(results: list[CpuMeasurement]) -> str:
         "| target | N | run | core-s/call-s | main thread % | cpu ticks / self % "
         "| heard % min-max | voiced % min "
         "| far heard % min | tone Hz heard / far | pump late max ms (>10 ms) | far end cores "
-        "| others (cores) | log W/E | ok |"
+        "| others (cores) | steal % | log W/E | ok |"
     )
-    out = [head, "|" + "---|" * 15]
+    out = [head, "|" + "---|" * 16]
     for m in sorted(results, key=lambda m: (m.calls, m.target, m.run)):
         ticks = 100.0 * m.cpu_ticks_s / m.cpu_s if m.cpu_s else 0.0
         own = 100.0 * m.self_cpu_s / m.cpu_s if m.cpu_s else 0.0
@@ -724,7 +724,7 @@ def checks_table(results: list[CpuMeasurement]) -> str:
             f"| {m.heard_pct_min:.1f}-{m.heard_pct_max:.1f} | {m.voiced_pct_min:.1f} "
             f"| {m.far_heard_pct_min:.1f} | {hz_text(m.heard_hz)} / {hz_text(m.far_heard_hz)} "
             f"| {m.pacer.get('late_max_ms', 0):.1f} ({m.pacer.get('late_over_10ms', 0)}) "
-            f"| {m.far_cores:.2f} | {m.others_cores:.2f} "
+            f"| {m.far_cores:.2f} | {m.others_cores:.2f} | {m.machine_steal_pct:.1f} "
             f"| {m.log_warnings}/{m.log_errors} | {'yes' if m.ok else 'NO'} |"
         )
     return "\n".join(out)
