@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from options import calls_list  # noqa: E402  (bench/, the script's directory)
+
 from tests.interop.peers.gateway import GatewayProcess  # noqa: E402
 from tests.interop.peers.net import free_port, port_is_free  # noqa: E402
 from tests.interop.peers.pcap import (  # noqa: E402
@@ -681,16 +683,11 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def calls_list(text: str) -> list[int]:
-    values = [int(v) for v in text.split(",") if v.strip()]
-    if not values or min(values) < 1 or max(values) > 400:
-        raise argparse.ArgumentTypeError("a comma-separated list of 1..400")
-    return values
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--calls", type=calls_list, default=[1, 4, 16], help="N values: 1,4,16")
+    parser.add_argument(
+        "--calls", type=calls_list(400), default=[1, 4, 16], help="N values: 1,4,16"
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="metered window (s)")
     parser.add_argument("--runs", type=int, default=1, help="repetitions of every N")
     parser.add_argument("--rate", type=float, default=10.0, help="sipp's calls per second")

@@ -45,15 +45,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from options import calls_list
+from tg_wire import GATEWAY_HZ, MEMBER_HZ, Worker, WorkerError, cpu_clock
+
+from simcloud.netns import private_netns_ready
+
+# The script's own directory is on sys.path; gateway and simcloud are installed (pip -e).
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-for _path in (str(ROOT), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from tg_wire import GATEWAY_HZ, MEMBER_HZ, Worker, WorkerError, cpu_clock  # noqa: E402
-
-from simcloud.netns import private_netns_ready  # noqa: E402
 
 DEFAULT_OUT = BENCH / "results" / "telegram-latest.json"
 IN_NETNS = ROOT / "tools" / "in-netns.sh"
@@ -822,16 +821,9 @@ async def bench(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def calls_list(text: str) -> list[int]:
-    values = [int(v) for v in text.split(",") if v.strip()]
-    if not values or min(values) < 1 or max(values) > 32:
-        raise argparse.ArgumentTypeError("a comma-separated list of 1..32")
-    return values
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--calls", type=calls_list, default=[1, 4, 8], help="N values: 1,4,8")
+    parser.add_argument("--calls", type=calls_list(32), default=[1, 4, 8], help="N values: 1,4,8")
     parser.add_argument("--seconds", type=float, default=30.0, help="metered window (s)")
     parser.add_argument("--runs", type=int, default=1, help="repetitions of everything")
     parser.add_argument("--setup-calls", type=int, default=20, help="set-up calls per path and run")

@@ -18,30 +18,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-for _path in (str(BENCH.parent), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
+from tg_wire import GATEWAY_HZ, Handler, Heard, Pacer, serve, tone_loop, worker_args
 
-from tg_wire import GATEWAY_HZ, Handler, Heard, Pacer, serve, tone_loop, worker_args  # noqa: E402
-
-from gateway.config import HostPort, Secret, TelegramServer, TelegramSettings  # noqa: E402
-from gateway.logs import setup_logging  # noqa: E402
-from gateway.telegram.account import TelegramAccount  # noqa: E402
-from gateway.telegram.call import (  # noqa: E402
+from gateway.config import HostPort, Secret, TelegramServer, TelegramSettings
+from gateway.logs import setup_logging
+from gateway.telegram.account import TelegramAccount
+from gateway.telegram.call import (
     CallSettings,
     CallState,
     TelegramCall,
     TelegramCalls,
 )
-from gateway.telegram.login import Login, LoginStep  # noqa: E402
-from simcloud.client import SIM_API_HASH, SIM_API_ID  # noqa: E402
+from gateway.telegram.login import Login, LoginStep
+from simcloud.client import SIM_API_HASH, SIM_API_ID
 
 log = logging.getLogger("bench.gateway")
 

@@ -18,20 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-for _path in (str(BENCH.parent), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from ntgcalls import FrameData, StreamDevice  # noqa: E402
-from pytgcalls.types import StreamFrames  # noqa: E402
-from tg_wire import (  # noqa: E402
+from ntgcalls import FrameData, StreamDevice
+from pytgcalls.types import StreamFrames
+from tg_wire import (
     MEMBER_HZ,
     Handler,
     Heard,
@@ -42,12 +35,12 @@ from tg_wire import (  # noqa: E402
     worker_logging,
 )
 
-from simcloud.client import SIM_API_HASH, SIM_API_ID  # noqa: E402
-from simcloud.cloud import Cloud  # noqa: E402
-from simcloud.member import SimMember  # noqa: E402
-from simcloud.server import CloudServer  # noqa: E402
-from simcloud.state import SimUser, state_of  # noqa: E402
-from simcloud.world import build_cloud  # noqa: E402
+from simcloud.client import SIM_API_HASH, SIM_API_ID
+from simcloud.cloud import Cloud
+from simcloud.member import SimMember
+from simcloud.server import CloudServer
+from simcloud.state import SimUser, state_of
+from simcloud.world import build_cloud
 
 log = logging.getLogger("bench.peer")
 

@@ -24,18 +24,11 @@ import logging
 import os
 import socket
 import struct
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-for _path in (str(BENCH.parent), str(BENCH)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
-
-from ntgcalls import (  # noqa: E402
+from ntgcalls import (
     AudioDescription,
     ConnectionState,
     DhConfig,
@@ -46,7 +39,7 @@ from ntgcalls import (  # noqa: E402
     StreamDevice,
     StreamMode,
 )
-from tg_wire import (  # noqa: E402
+from tg_wire import (
     GATEWAY_HZ,
     MEMBER_HZ,
     RATE,

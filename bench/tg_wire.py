@@ -32,11 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from simcloud.audio import ToneAnalysis, ToneGenerator, analyse
 
-from simcloud.audio import ToneAnalysis, ToneGenerator, analyse  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # workers run from the project's root
 
 log = logging.getLogger("bench.wire")
 
