@@ -64,7 +64,7 @@ class GatewaySide:
         self.legs: dict[int, Leg] = {}  # the current call with each member
         self.incoming: dict[int, asyncio.Event] = {}
         self.streaming: dict[int, TelegramCall] = {}
-        self.pacer = Pacer()
+        self.pacer = Pacer(TICK_S)
         self._ticker: asyncio.Task[None] | None = None
         self._tone = tone_loop(GATEWAY_HZ)
         self._answers: set[asyncio.Task[None]] = set()
@@ -227,9 +227,8 @@ class GatewaySide:
 
     async def _tick(self) -> None:
         """Two 10 ms frames per active call every 20 ms, on an absolute schedule."""
-        loop = asyncio.get_running_loop()
         tone = self._tone
-        start = loop.time()
+        self.pacer.begin()
         n = 0
         while self.streaming:
             first = (2 * n) % len(tone)
@@ -237,15 +236,7 @@ class GatewaySide:
                 call.write_audio(tone[first])
                 call.write_audio(tone[first + 1])
             n += 1
-            delay = start + n * TICK_S - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                self.pacer.note(loop.time() - (start + n * TICK_S))
-            elif delay < -1.0:  # more than a second behind: restart the schedule, no burst
-                self.pacer.resyncs += 1
-                start, n = loop.time(), 0
-            else:
-                self.pacer.note(-delay)
+            await self.pacer.wait()
 
 
 async def main() -> None:

@@ -89,7 +89,7 @@ class Household:
         self.members: list[BenchMember] = []
         self.dials: dict[int, asyncio.Task[float]] = {}
         self.streaming: set[int] = set()
-        self.pacer = Pacer()
+        self.pacer = Pacer(FRAME_S)
         self.send_errors = 0
         self._ticker: asyncio.Task[None] | None = None
         self._tone = tone_loop(MEMBER_HZ)
@@ -255,9 +255,8 @@ class Household:
 
     async def _tick(self) -> None:
         """One 10 ms frame per streaming member per tick, on an absolute schedule."""
-        loop = asyncio.get_running_loop()
         gw = self.gateway_id
-        start = loop.time()
+        self.pacer.begin()
         n = 0
         while self.streaming:
             frame = self._tone[n % len(self._tone)]
@@ -266,15 +265,7 @@ class Household:
                 sent = binding.send_external_frame(gw, StreamDevice.MICROPHONE, frame, FrameData())
                 sent.add_done_callback(self._sent)
             n += 1
-            delay = start + n * FRAME_S - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                self.pacer.note(loop.time() - (start + n * FRAME_S))
-            elif delay < -1.0:  # more than a second behind: restart the schedule, no burst
-                self.pacer.resyncs += 1
-                start, n = loop.time(), 0
-            else:
-                self.pacer.note(-delay)
+            await self.pacer.wait()
 
 
 async def main() -> None:

@@ -263,7 +263,7 @@ class Side:
         self.sock = socket.socket(fileno=signal_fd)
         self.writer: asyncio.StreamWriter | None = None
         self.chats: list[int] = []
-        self.pacer = Pacer()
+        self.pacer = Pacer(FRAME_S)
         self.pumping = False
         self._pump: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -299,23 +299,14 @@ class Side:
         return {"connect_s": max(end.connected_at.values()) - started}
 
     async def _tick(self) -> None:
-        loop = self.loop
-        start = loop.time()
+        self.pacer.begin()
         n = 0
         while self.pumping:
             frame = self._tone[n % len(self._tone)]
             for chat_id in self.chats:
                 self.end.send_frame(chat_id, frame)
             n += 1
-            delay = start + n * FRAME_S - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                self.pacer.note(loop.time() - (start + n * FRAME_S))
-            elif delay < -1.0:
-                self.pacer.resyncs += 1
-                start, n = loop.time(), 0
-            else:
-                self.pacer.note(-delay)
+            await self.pacer.wait()
 
     async def counts(self, restart: bool = False) -> dict[str, Any]:
         """Counters now; *restart* starts the pump's lateness record afresh (a window opens)."""

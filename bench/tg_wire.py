@@ -95,12 +95,34 @@ class Heard:
 
 @dataclass
 class Pacer:
-    """Lateness of a periodic sender against its absolute schedule."""
+    """A periodic sender's absolute schedule, and its lateness against it."""
 
+    period_s: float
     ticks: int = 0
     late_max_s: float = 0.0
     late_over_10ms: int = 0
     resyncs: int = 0
+    _start: float = 0.0
+    _slot: int = 0
+
+    def begin(self) -> None:
+        """Start the schedule now."""
+        self._start, self._slot = asyncio.get_running_loop().time(), 0
+
+    async def wait(self) -> None:
+        """Sleep until the next slot; more than a second behind restarts the schedule (no burst)."""
+        loop = asyncio.get_running_loop()
+        self._slot += 1
+        due = self._start + self._slot * self.period_s
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            self.note(loop.time() - due)
+        elif delay < -1.0:
+            self.resyncs += 1
+            self.begin()
+        else:
+            self.note(-delay)
 
     def restart(self) -> None:
         """Forget the lateness so far: what follows is one window's."""
