@@ -125,13 +125,12 @@ class TelegramCall:
         self.outcome: CallOutcome | None = None
         self.end_reason: EndReason | None = None
         self.detail = ""
-        self.emojis = ""
+        self.emojis = ""  # the key's emoji fingerprint, as both apps show it
         self.redials = 0
         self.created_at = time.monotonic()
         self.ringing_at: float | None = None
         self.active_at: float | None = None
         self.ended_at: float | None = None
-        self.frames_in = 0
         self.frames_out = 0
         self.on_audio: AudioSink | None = None
         self.on_state: StateListener | None = None
@@ -157,11 +156,6 @@ class TelegramCall:
         if self.active_at is None:
             return 0.0
         return (self.ended_at or time.monotonic()) - self.active_at
-
-    @property
-    def setup_time(self) -> float | None:
-        """Seconds from creating the call to connected audio."""
-        return None if self.active_at is None else self.active_at - self.created_at
 
     async def wait_active(self, timeout: float | None = None) -> bool:
         """True once media is up; False if the call ended first (or on timeout)."""
@@ -278,7 +272,6 @@ class TelegramCall:
 
     def _deliver(self, frame: bytes) -> None:
         self._last_frame_at = time.monotonic()
-        self.frames_in += 1
         if self.on_audio is not None and self.state is CallState.ACTIVE:
             self.on_audio(frame)
 
@@ -405,10 +398,6 @@ class TelegramCalls:
         self.calls[user_id] = call
         call._task = asyncio.create_task(self._run_outgoing(call))
         return call
-
-    async def cpu_usage(self) -> float:
-        """ntgcalls' own CPU measurement (percent of one core, all calls)."""
-        return float(await self._tg.cpu_usage)
 
     # -- call flows --------------------------------------------------------------------------
 

@@ -144,6 +144,7 @@ async def test_answered_call_carries_a_tone_each_way_and_gateway_hangs_up(scene:
     assert states[:3] == [CallState.RINGING, CallState.CONNECTING, CallState.ACTIVE]
     assert alice.events_of("incoming"), "the member's app never rang"
     await talk(call, alice, 440, 880)
+    assert call.emojis, "ntgcalls reported no key fingerprint"
     await call.hangup()
     assert call.outcome is CallOutcome.ANSWERED
     assert call.end_reason is EndReason.LOCAL_HANGUP
