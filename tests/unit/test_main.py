@@ -16,7 +16,7 @@ import pytest
 
 from gateway.__main__ import cli
 from gateway.config import Config, default_config, default_config_text, load_config
-from gateway.store import Store
+from gateway.store import MIGRATIONS, Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,4 +175,4 @@ def test_run_creates_private_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "new" / "state"
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     with Store.open(data / "linegram.db") as store:
-        assert store.schema_version == 1
+        assert store.schema_version == len(MIGRATIONS)
