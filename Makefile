@@ -19,18 +19,21 @@ VENV313 := .venv313
 CONFIG := var/linegram.toml
 BENCH_ARGS ?=
 TG_BENCH_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: help deps run lint unit unit313 interop telegram telegram313 bench test clean $(VENV) $(VENV313)
+.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e bench test clean $(VENV) $(VENV313)
 
 help:
 	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
-	echo "make test      deps + lint + unit + unit313 + interop + telegram + telegram313, with a summary"
+	echo "make demo      the gateway on a simulated Telegram: a SIP call rings scripted members"
+	echo "make test      deps + lint + unit + unit313 + interop + telegram + telegram313 + e2e, with a summary"
 	echo "make deps      install the missing Debian packages of tools/debian-packages.txt"
 	echo "make lint      ruff check, ruff format --check, mypy --strict"
 	echo "make unit      unit tests on Python 3.11     make unit313   the same on Python 3.13"
 	echo "make interop   tests against sipp, baresip and kamailio"
 	echo "make telegram  the Telegram leg against the simulated cloud, real ntgcalls media (netns)"
 	echo "make telegram313  the same on Python 3.13"
+	echo "make e2e       calls end to end: SIP peers + simulated members with real media (netns)"
 	echo "make bench     benchmarks (bench/run.py, bench/telegram.py)     make clean     remove venvs and caches"
 
 deps:
@@ -68,6 +71,12 @@ run: $(VENV)
 	@if [ ! -f $(CONFIG) ]; then $(VENV)/bin/python -m gateway --config $(CONFIG) --init; fi
 	exec $(VENV)/bin/python -m gateway --config $(CONFIG)
 
+# Settings in var/demo/ (docs/simulation.md).  With a network interface besides loopback the
+# gateway waits for your call; without one (containers) it runs in a private namespace
+# (tools/in-netns.sh), sipp calls it, and the demo reports what happened.
+demo: deps $(VENV)
+	$(VENV)/bin/python tools/demo.py $(DEMO_ARGS)
+
 lint: $(VENV)
 	@rc=0
 	$(VENV)/bin/ruff check . || rc=1
@@ -101,6 +110,10 @@ telegram313: deps
 	$(MAKE) $(VENV313)
 	tools/in-netns.sh $(VENV313)/bin/pytest tests/simcloud tests/telegram -q
 
+# Calls end to end: the gateway, SIP peers (sipp, baresip) and simulated members with real media.
+e2e: deps $(VENV)
+	tools/in-netns.sh $(VENV)/bin/pytest tests/e2e -q
+
 # Both benches run even if the first fails; either failing fails the target.
 bench: deps $(VENV)
 	@rc=0
@@ -115,7 +128,7 @@ bench: deps $(VENV)
 # Runs every step even after a failure, so one run shows everything that is broken.
 test:
 	@results=(); failed=0
-	for step in deps lint unit unit313 interop telegram telegram313; do
+	for step in deps lint unit unit313 interop telegram telegram313 e2e; do
 	    if [ $${step%313} != $$step ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
 	        $(MAKE) $$step; results+=("$$step skipped"); continue
 	    fi

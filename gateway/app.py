@@ -16,8 +16,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from gateway.calls.api import gateway_methods
+from gateway.calls.manager import CallManager
+from gateway.calls.onboarding import Onboarding
 from gateway.config import AtaLineConfig, Config, ProviderLineConfig
+from gateway.control import ControlServer
 from gateway.media.clock import MediaClock
 from gateway.media.echo import EchoTest
 from gateway.media.ports import PortAllocator
@@ -32,10 +37,15 @@ from gateway.sip.security import SourceList, parse_networks
 from gateway.sip.uri import SipUri
 from gateway.sip.useragent import UserAgent
 from gateway.store import Outcome, Store
+from gateway.telegram.privacy import check_call_privacy
 from gateway.telegram.service import TelegramSide
+
+if TYPE_CHECKING:
+    from gateway.simulation import Simulation
 
 log = logging.getLogger(__name__)
 
+CONTROL_SOCKET = "control.sock"  # in the data directory
 ECHO_ANSWER_DELAY = 0.5  # seconds of ringing before the echo test answers
 SOURCE_REFRESH = 300.0  # re-resolve provider host names this often
 
@@ -54,8 +64,18 @@ class Gateway:
     def __init__(self, config: Config, store: Store, config_path: Path | None = None) -> None:
         self.config = config
         self.store = store
+        # [simulation]: an in-process simulated Telegram the Telegram side connects to instead.
+        self.simulation: Simulation | None = None
+        if config.simulation.enabled:
+            from gateway.simulation import Simulation  # simcloud loads only in simulation mode
+
+            self.simulation = Simulation(config, store)
         # The Telegram account, bot, messages and calls; idle until an API app is configured.
-        self.telegram = TelegramSide(config, config_path)
+        self.telegram = (
+            TelegramSide(config, config_path)
+            if self.simulation is None
+            else TelegramSide(self.simulation.config)  # never saves the simulator's app
+        )
         self.lines: dict[str, LineContext] = {}
         self.registrations: dict[str, Registration] = {}
         self.registrar: Registrar | None = None
@@ -65,6 +85,20 @@ class Gateway:
         # Set by the call layer to take calls for lines whose `incoming` is "members".
         self.on_member_call: Callable[[IncomingCall], None] | None = None
         self._call_rows: dict[str, int] = {}
+        # Set by the call layer: a call nobody answered is missed, not rejected.
+        self._outcomes: dict[str, Outcome] = {}
+        # Members, ring groups, conversations: joins the SIP calls and the Telegram leg.
+        self.onboarding = Onboarding(
+            store,
+            self.telegram.messenger,
+            bot_username=lambda: self.telegram.bot.username if self.telegram.bot else "",
+            gateway_username=self._gateway_username,
+            lines=lambda: list(self.lines),
+            check_privacy=lambda member: check_call_privacy(self.telegram.account, member),
+        )
+        self.manager = CallManager(self, self.onboarding)
+        # The web UI and the LEDs talk to the gateway through this socket (docs/control-api.md).
+        self.control = ControlServer(Path(config.data_dir) / CONTROL_SOCKET, gateway_methods(self))
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life ------------------------------------------------------------------
@@ -141,11 +175,22 @@ class Gateway:
             if isinstance(line_config, ProviderLineConfig) and line_config.enabled:
                 await self._start_provider(line_config)
         self._spawn(self._housekeeping())
+        self.manager.start()
+        try:
+            await self.control.start()
+        except Exception as exc:  # calls still work without the web UI's socket
+            log.error("control API not available: %s", exc)
+        if self.simulation is not None:
+            await self.simulation.start()
         await self.telegram.start()
         log.info("gateway started with %d line(s)", len(self.lines))
 
     async def stop(self) -> None:
+        await self.control.stop()
+        await self.manager.stop()
         await self.telegram.stop()
+        if self.simulation is not None:
+            await self.simulation.stop()
         for registration in self.registrations.values():
             await registration.stop()
         for task in list(self._tasks):
@@ -155,6 +200,10 @@ class Gateway:
             await self.ua.stop()
         await self.clock.stop()
         log.info("gateway stopped")
+
+    def _gateway_username(self) -> str:
+        user = self.telegram.account.user
+        return user.username if user is not None else ""
 
     def _spawn(self, coro: object) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
@@ -335,6 +384,14 @@ class Gateway:
         self._call_rows[call.id] = row
         call.on_state.append(self._on_call_state)
 
+    def call_row(self, call: SipCall) -> int | None:
+        """The call log's id for *call* while it is in progress."""
+        return self._call_rows.get(call.id)
+
+    def set_outcome(self, call: SipCall, outcome: Outcome) -> None:
+        """Log *outcome* when *call* ends, whatever its SIP end reason says."""
+        self._outcomes[call.id] = outcome
+
     def _on_call_state(self, call: SipCall) -> None:
         row = self._call_rows.get(call.id)
         if row is None:
@@ -343,9 +400,8 @@ class Gateway:
             if call.state is CallState.UP and call.answered_at is not None:
                 self.store.call_answered(row, call.answered_at, call.codec)
             elif call.state is CallState.ENDED:
-                self.store.call_ended(
-                    row, call.ended_at or 0.0, _outcome(call), str(call.end_reason)
-                )
+                outcome = self._outcomes.pop(call.id, None) or _outcome(call)
+                self.store.call_ended(row, call.ended_at or 0.0, outcome, str(call.end_reason))
                 self._call_rows.pop(call.id, None)
         except Exception:
             log.exception("call log: cannot update call %s", call.id)

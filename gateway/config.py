@@ -26,14 +26,16 @@ import re
 import stat
 import tempfile
 import tomllib
+import wave
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
 
 import tomli_w
 
+from gateway.calls import numbering
 from gateway.errors import ConfigError
 from gateway.logs import register_secret
 
@@ -42,6 +44,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigInvalid",
+    "DialingSettings",
     "EchoSettings",
     "GatewaySettings",
     "HostPort",
@@ -50,6 +53,8 @@ __all__ = [
     "MediaSettings",
     "ProviderLineConfig",
     "Secret",
+    "SimulatedMember",
+    "SimulationSettings",
     "SipSettings",
     "TelegramServer",
     "TelegramSettings",
@@ -72,6 +77,8 @@ LogFormat = Literal["text", "json"]
 Incoming = Literal["echo", "members", "reject"]
 Dtmf = Literal["rfc4733", "info"]
 Transport = Literal["udp", "tcp"]
+DialFormat = Literal["e164", "international", "national", "as-typed"]
+NoAnswer = Literal["busy", "reject"]  # 486 Busy Here | 480 Temporarily Unavailable
 
 CODECS = ("PCMA", "PCMU")
 DEFAULT_BLOCK_USER_AGENTS = (
@@ -250,6 +257,26 @@ class EchoSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DialingSettings:
+    """How a member's typed number is dialled on a line (gateway/calls/dialplan.py).
+
+    Flat keys of ``[[lines]]``; ``allow``/``deny`` are written ``dial_allow``/``dial_deny``.
+    """
+
+    country_code: str = ""  # "44"; "" = unknown (only + numbers, all international)
+    national_prefix: str | None = None  # None = the country's usual trunk prefix
+    international_prefix: str | None = None  # None = the country's usual ("00", "011")
+    dial_format: DialFormat = "national"
+    allow: tuple[str, ...] = ("national",)
+    deny: tuple[str, ...] = ("premium",)
+    min_length: int = 7  # fewer digits: a short number (extension, service number)
+    extensions: bool = False
+    service_codes: bool = False
+    letters: bool = False
+    allow_uri: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class _LineBase:
     name: str
     enabled: bool = True
@@ -257,6 +284,8 @@ class _LineBase:
     dtmf: Dtmf = "rfc4733"
     codecs: tuple[str, ...] = CODECS
     allow: tuple[IpNetwork, ...] = ()
+    no_answer: NoAnswer = "busy"  # what a caller gets when no member answers
+    dialing: DialingSettings = field(default_factory=DialingSettings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,6 +341,56 @@ class TelegramSettings:
     server: TelegramServer | None = None
 
 
+SimIncoming = Literal["answer", "decline", "busy", "ignore"]
+SimPrivacy = Literal["everybody", "contacts", "nobody"]
+SIM_PHONE_PREFIX = "+99966"  # Telegram's test numbers; generated member phones: +99966 1001...
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulatedMember:
+    """A scripted household member of the simulated cloud (``[[simulation.members]]``).
+
+    Paths (*play*, *record*) are as written, relative to the config file's
+    directory; times are seconds.  See docs/simulation.md.
+    """
+
+    name: str
+    phone: str = ""  # "" = generated (SimulationSettings.member_phone)
+    username: str = ""
+    lines: tuple[str, ...] | None = None  # None = every line
+    incoming: SimIncoming = "answer"
+    answer_after: float = 1.0  # also the delay of "decline"
+    hang_up_after: float = 0.0  # after the call is up; 0 = never
+    play: str = ""  # WAV file sent once the call is up (mono s16, 8000 * n Hz)
+    tone_hz: float = 0.0  # instead of play: a sine tone for the whole call; 0 = silence
+    tone_dbfs: float = -10.0
+    record: str = ""  # WAV file (8 kHz mono s16) of what the member hears, per call
+    keypad: str = ""  # digits pressed on the gateway's keypad message once a call is up
+    keypad_after: float = 1.0
+    send_number: str = ""  # text sent to the gateway account once it is online
+    send_after: float = 1.0
+    call_gateway_after: float | None = None  # call the gateway after send_number (or online)
+    privacy: SimPrivacy = "everybody"  # who may call this member
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationSettings:
+    """``[simulation]``: run against an in-process simulated Telegram cloud."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1"  # the cloud's MTProto address
+    port: int = 0  # 0 = any free port
+    gateway_phone: str = "+99966 0000"
+    gateway_name: str = "Home Gateway"  # first word = first name, the rest = last name
+    gateway_username: str = "home_gateway"  # "" = none
+    bot_username: str = "linegram_sim_bot"  # "" = no companion bot
+    members: tuple[SimulatedMember, ...] = ()
+
+    def member_phone(self, index: int) -> str:
+        """The phone number of ``members[index]``: as configured, else generated."""
+        return self.members[index].phone or f"{SIM_PHONE_PREFIX} {1001 + index}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole settings file.  *base_dir* is the config file's directory."""
@@ -323,6 +402,7 @@ class Config:
     echo: EchoSettings = field(default_factory=EchoSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     lines: tuple[LineConfig, ...] = ()
+    simulation: SimulationSettings = field(default_factory=SimulationSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -343,6 +423,10 @@ class Config:
         """The companion bot's session file: ``<session stem>-bot.session`` beside it."""
         path = self.telegram_session
         return path.with_name(path.name.removesuffix(".session") + "-bot.session")
+
+    def path(self, text: str) -> Path:
+        """Absolute path of a file named in the settings (relative to *base_dir*)."""
+        return Path(os.path.abspath(self.base_dir / text))
 
     @property
     def telegram_server_key(self) -> Path | None:
@@ -694,7 +778,216 @@ def _parse_telegram_server(t: _Table) -> TelegramServer | None:
     return TelegramServer(address=address, public_key=public_key)
 
 
-_COMMON_LINE_KEYS = ("name", "kind", "enabled", "incoming", "dtmf", "codecs", "allow")
+# Telegram usernames: 5..32 letters, digits and _, starting with a letter.
+_TG_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{4,31}")
+_SIMULATION_KEYS = (
+    "enabled",
+    "listen",
+    "port",
+    "gateway_phone",
+    "gateway_name",
+    "gateway_username",
+    "bot_username",
+    "members",
+)
+_SIM_MEMBER_KEYS = tuple(f.name for f in fields(SimulatedMember))
+_SIM_WAV_RATES = (8000, 16000, 24000, 32000, 48000)
+_KEYPAD = re.compile(r"[0-9*#]+")
+
+
+def _sim_phone(t: _Table, key: str, default: str) -> str:
+    phone = t.string(key, default)
+    digits = re.sub(r"[+()\s-]", "", phone)
+    if t.has(key) and not (digits.isascii() and digits.isdigit() and 5 <= len(digits) <= 15):
+        t.error(key, f"must be a phone number of 5 to 15 digits, got {_show(phone)}")
+        return default
+    return phone
+
+
+def _sim_username(t: _Table, key: str, default: str, *, bot: bool = False) -> str:
+    name = t.string(key, default)
+    if not name:
+        return name
+    if not _TG_USERNAME.fullmatch(name):
+        t.error(key, f"must be 5-32 letters, digits or _ starting with a letter, got {_show(name)}")
+        return default
+    if bot and not name.lower().endswith("bot"):
+        t.error(key, f'must end in "bot" (Telegram\'s rule for bots), got {_show(name)}')
+        return default
+    return name
+
+
+def _seconds(t: _Table, key: str, default: float) -> float:
+    return t.number(key, default, "a number of seconds >= 0", lambda v: 0 <= v <= 86400)
+
+
+def _wav_problem(path: Path) -> str | None:
+    """Why *path* is not a WAV file the simulation can play (None when it is)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+    except FileNotFoundError:
+        return f"{path}: no such file"
+    except (OSError, EOFError, wave.Error) as exc:
+        return f"{path} is not a PCM WAV file ({exc})"
+    if (channels, width) != (1, 2) or rate not in _SIM_WAV_RATES:
+        rates = "/".join(str(r // 1000) for r in _SIM_WAV_RATES)
+        return (
+            f"{path} must be mono 16-bit PCM at {rates} kHz, got {channels} channel(s),"
+            f" {8 * width}-bit, {rate} Hz"
+        )
+    return None
+
+
+def _parse_sim_member(t: _Table, base_dir: Path) -> SimulatedMember | None:
+    d = SimulatedMember(name="")
+    name = t.string("name").strip()
+    if not name:
+        t.error("name", 'required: the member\'s first name, e.g. "Alice"')
+    raw_lines = t.strings("lines", ())
+    play = t.string("play")
+    if play:
+        problem = _wav_problem(Path(os.path.abspath(base_dir / play)))
+        if problem:
+            t.error("play", problem)
+    elif t.has("play"):
+        t.error("play", "must not be empty (leave it out for silence)")
+    tone_hz = d.tone_hz
+    if t.has("tone_hz"):
+        tone_hz = t.number(
+            "tone_hz", 0.0, "a frequency in Hz, > 0 and < 4000", lambda v: 0 < v < 4000
+        )
+        if play:
+            t.error("tone_hz", "cannot be used together with play (one sound per member)")
+    record = t.string("record")
+    if record and Path(os.path.abspath(base_dir / record)).is_dir():
+        t.error("record", f"{_show(record)} is a directory; name a .wav file")
+    elif t.has("record") and not record:
+        t.error("record", "must not be empty (leave it out to record nothing)")
+    keypad = t.string("keypad")
+    if keypad and not _KEYPAD.fullmatch(keypad):
+        t.error("keypad", f"must be keypad digits (0-9, * and #), got {_show(keypad)}")
+        keypad = ""
+    send_number = t.string("send_number").strip()
+    if t.has("send_number") and not send_number:
+        t.error("send_number", "must not be empty (leave it out to send nothing)")
+    call_gateway_after: float | None = None
+    if t.has("call_gateway_after"):
+        call_gateway_after = _seconds(t, "call_gateway_after", 0.0)
+    member = SimulatedMember(
+        name=name,
+        phone=_sim_phone(t, "phone", ""),
+        username=_sim_username(t, "username", ""),
+        lines=raw_lines if t.has("lines") else None,
+        incoming=cast(SimIncoming, t.choice("incoming", d.incoming, get_args(SimIncoming))),
+        answer_after=_seconds(t, "answer_after", d.answer_after),
+        hang_up_after=_seconds(t, "hang_up_after", d.hang_up_after),
+        play=play,
+        tone_hz=tone_hz,
+        tone_dbfs=t.number(
+            "tone_dbfs", d.tone_dbfs, "a level in dBFS from -60 to 0", lambda v: -60 <= v <= 0
+        ),
+        record=record,
+        keypad=keypad,
+        keypad_after=_seconds(t, "keypad_after", d.keypad_after),
+        send_number=send_number,
+        send_after=_seconds(t, "send_after", d.send_after),
+        call_gateway_after=call_gateway_after,
+        privacy=cast(SimPrivacy, t.choice("privacy", d.privacy, get_args(SimPrivacy))),
+    )
+    t.check_unknown(_SIM_MEMBER_KEYS)
+    return member if name else None
+
+
+def _parse_simulation(
+    t: _Table, base_dir: Path, line_names: Sequence[str], problems: list[str]
+) -> SimulationSettings:
+    d = SimulationSettings()
+    gateway_name = t.string("gateway_name", d.gateway_name).strip()
+    if not gateway_name:
+        t.error("gateway_name", "must not be empty")
+        gateway_name = d.gateway_name
+    settings = SimulationSettings(
+        enabled=t.boolean("enabled", d.enabled),
+        listen=_ip_address(t, "listen", d.listen, allow_empty=False),
+        port=t.integer("port", d.port, 0, 65535),
+        gateway_phone=_sim_phone(t, "gateway_phone", d.gateway_phone),
+        gateway_name=gateway_name,
+        gateway_username=_sim_username(t, "gateway_username", d.gateway_username),
+        bot_username=_sim_username(t, "bot_username", d.bot_username, bot=True),
+    )
+    raw = t.raw("members")
+    if raw is not None and not (isinstance(raw, list) and all(isinstance(x, dict) for x in raw)):
+        t.error("members", "must be an array of tables ([[simulation.members]])")
+        raw = []
+    members: list[SimulatedMember] = []
+    tables: list[_Table] = []
+    for i, item in enumerate(raw or []):
+        mt = _Table(item, t.where(f"members[{i}]"), problems)
+        member = _parse_sim_member(mt, base_dir)
+        if member is not None:
+            members.append(member)
+            tables.append(mt)
+    settings = replace(settings, members=tuple(members))
+    # Names, phones and usernames are unique in the cloud (usernames ignore case).
+    names: dict[str, str] = {}
+    phones = {re.sub(r"\D", "", settings.gateway_phone): t.where("gateway_phone")}
+    usernames: dict[str, str] = {}
+    if settings.gateway_username:
+        usernames[settings.gateway_username.lower()] = t.where("gateway_username")
+    if settings.bot_username.lower() in usernames:
+        t.error("bot_username", "must differ from gateway_username")
+    for i, (member, mt) in enumerate(zip(members, tables, strict=True)):
+        if member.name in names:
+            mt.error("name", f"{_show(member.name)} is already used by {names[member.name]}")
+        names.setdefault(member.name, mt.path)
+        phone = settings.member_phone(i)
+        digits = re.sub(r"\D", "", phone)
+        if digits in phones:
+            generated = "" if member.phone else " (generated; set another phone)"
+            mt.error("phone", f"{_show(phone)} is already used by {phones[digits]}{generated}")
+        phones.setdefault(digits, mt.where("phone"))
+        taken = usernames.get(member.username.lower()) or (
+            t.where("bot_username")
+            if member.username.lower() == settings.bot_username.lower()
+            else None
+        )
+        if member.username and taken:
+            mt.error("username", f"{_show(member.username)} is already used by {taken}")
+        elif member.username:
+            usernames[member.username.lower()] = mt.where("username")
+        for j, line in enumerate(member.lines or ()):
+            if line not in line_names:
+                known = ", ".join(_show(n) for n in line_names) or "none"
+                mt.error(f"lines[{j}]", f"no line is called {_show(line)} (lines: {known})")
+    t.check_unknown(_SIMULATION_KEYS)
+    return settings
+
+
+_DIALING_KEYS = (
+    "country_code",
+    "national_prefix",
+    "international_prefix",
+    "dial_format",
+    "dial_allow",
+    "dial_deny",
+    "min_length",
+    "extensions",
+    "service_codes",
+    "letters",
+    "allow_uri",
+)
+_COMMON_LINE_KEYS = (
+    "name",
+    "kind",
+    "enabled",
+    "incoming",
+    "dtmf",
+    "codecs",
+    "allow",
+    "no_answer",
+    *_DIALING_KEYS,
+)
 _PROVIDER_KEYS = (
     "registrar",
     "domain",
@@ -727,6 +1020,61 @@ def _parse_codecs(t: _Table) -> tuple[str, ...]:
     return codecs
 
 
+def _parse_dialing(t: _Table) -> DialingSettings:
+    """The dialling keys of a line (flat in its table); see gateway/calls/dialplan.py."""
+    d = DialingSettings()
+    country_code = t.string("country_code")
+    problem = numbering.country_code_problem(country_code) if country_code else None
+    if problem:
+        t.error("country_code", problem)
+        country_code = ""
+    national: str | None = None
+    if t.has("national_prefix"):
+        national = t.string("national_prefix")
+        if not re.fullmatch(r"[0-9]{0,4}", national):
+            t.error("national_prefix", f'must be 0-4 digits ("" = none), got {_show(national)}')
+            national = None
+    international: str | None = None
+    if t.has("international_prefix"):
+        international = t.string("international_prefix")
+        if not re.fullmatch(r"[0-9]{1,5}", international):
+            t.error("international_prefix", f"must be 1-5 digits, got {_show(international)}")
+            international = None
+    if international is not None and international == (
+        national if national is not None else numbering.default_national_prefix(country_code)
+    ):
+        t.error(
+            "international_prefix",
+            f"must differ from the national prefix, got {_show(international)} for both",
+        )
+    return DialingSettings(
+        country_code=country_code,
+        national_prefix=national,
+        international_prefix=international,
+        dial_format=cast(DialFormat, t.choice("dial_format", d.dial_format, get_args(DialFormat))),
+        allow=_dial_patterns(t, "dial_allow", d.allow),
+        deny=_dial_patterns(t, "dial_deny", d.deny),
+        min_length=t.integer("min_length", d.min_length, 1, 15),
+        extensions=t.boolean("extensions", d.extensions),
+        service_codes=t.boolean("service_codes", d.service_codes),
+        letters=t.boolean("letters", d.letters),
+        allow_uri=t.boolean("allow_uri", d.allow_uri),
+    )
+
+
+def _dial_patterns(t: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    patterns = t.strings(key, default)
+    if not t.has(key) or not isinstance(t.raw(key), list):
+        return patterns
+    for i, pattern in enumerate(patterns):
+        problem = numbering.pattern_problem(pattern)
+        if problem:
+            t.error(f"{key}[{i}]", problem)
+        elif pattern in patterns[:i]:
+            t.error(f"{key}[{i}]", f"{_show(pattern)} is listed twice")
+    return patterns
+
+
 def _parse_line(t: _Table, names: dict[str, int], index: int) -> LineConfig | None:
     name = t.string("name")
     if not t.has("name"):
@@ -747,6 +1095,8 @@ def _parse_line(t: _Table, names: dict[str, int], index: int) -> LineConfig | No
         "dtmf": t.choice("dtmf", "rfc4733", ("rfc4733", "info")),
         "codecs": _parse_codecs(t),
         "allow": t.networks("allow", ()),
+        "no_answer": t.choice("no_answer", "busy", get_args(NoAnswer)),
+        "dialing": _parse_dialing(t),
     }
     if kind == "provider":
         line: LineConfig | None = _parse_provider(t, common)
@@ -859,7 +1209,10 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
             if line.password:
                 register_secret(line.password.reveal())
             lines.append(_fill_derived(line))
-    top.check_unknown(["gateway", "sip", "media", "echo", "telegram", "lines"])
+    simulation = _parse_simulation(
+        _subtable(top, "simulation", problems), Path(base_dir), list(names), problems
+    )
+    top.check_unknown(["gateway", "sip", "media", "echo", "telegram", "lines", "simulation"])
     if problems:
         raise ConfigInvalid(problems)
     return Config(
@@ -870,6 +1223,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
         echo=echo,
         telegram=telegram,
         lines=tuple(lines),
+        simulation=simulation,
     )
 
 
@@ -972,7 +1326,29 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         },
         "telegram": _telegram_to_dict(config.telegram),
         "lines": [_line_to_dict(line) for line in config.lines],
+        **_simulation_to_dict(config.simulation),
     }
+
+
+def _simulation_to_dict(simulation: SimulationSettings) -> dict[str, Any]:
+    """``{"simulation": {...}}``, or ``{}`` when it is all defaults (most files)."""
+    if simulation == SimulationSettings():
+        return {}
+    out: dict[str, Any] = {
+        f.name: getattr(simulation, f.name) for f in fields(simulation) if f.name != "members"
+    }
+    blank = SimulatedMember(name="")
+    members: list[dict[str, Any]] = []
+    for member in simulation.members:
+        # Only what differs from the defaults: None (every line, no call) cannot be written.
+        values = {f.name: getattr(member, f.name) for f in fields(member)}
+        item = {k: v for k, v in values.items() if k == "name" or v != getattr(blank, k)}
+        if member.lines is not None:
+            item["lines"] = list(member.lines)
+        members.append(item)
+    if members:
+        out["members"] = members
+    return {"simulation": out}
 
 
 def _telegram_to_dict(telegram: TelegramSettings) -> dict[str, Any]:
@@ -1000,6 +1376,7 @@ def _line_to_dict(line: LineConfig) -> dict[str, Any]:
         "dtmf": line.dtmf,
         "codecs": list(line.codecs),
         "allow": [_network_text(n) for n in line.allow],
+        "no_answer": line.no_answer,
     }
     if isinstance(line, ProviderLineConfig):
         out["registrar"] = str(line.registrar)
@@ -1022,6 +1399,27 @@ def _line_to_dict(line: LineConfig) -> dict[str, Any]:
             password=line.password.reveal(),
             auth_algorithms=list(line.auth_algorithms),
         )
+    out.update(_dialing_to_dict(line.dialing))
+    return out
+
+
+def _dialing_to_dict(dialing: DialingSettings) -> dict[str, Any]:
+    """The flat dialling keys; the prefixes only when set (else they follow country_code)."""
+    out: dict[str, Any] = {"country_code": dialing.country_code}
+    if dialing.national_prefix is not None:
+        out["national_prefix"] = dialing.national_prefix
+    if dialing.international_prefix is not None:
+        out["international_prefix"] = dialing.international_prefix
+    out.update(
+        dial_format=dialing.dial_format,
+        dial_allow=list(dialing.allow),
+        dial_deny=list(dialing.deny),
+        min_length=dialing.min_length,
+        extensions=dialing.extensions,
+        service_codes=dialing.service_codes,
+        letters=dialing.letters,
+        allow_uri=dialing.allow_uri,
+    )
     return out
 
 
@@ -1110,6 +1508,7 @@ ring_timeout = 45         # seconds a member's Telegram rings before the call co
 # registrar = "sip.example.net"
 # username = "4930123456"
 # password = "change me"
+# country_code = "49"        # members dial national numbers; premium and abroad are off
 #
 # [[lines]]
 # name = "landline"

@@ -21,7 +21,8 @@ press names the message it came from even when Telegram gives the bot only
 an opaque inline message id.  With inline feedback on (@BotFather →
 /setinlinefeedback) the bot also learns each sent message's inline id at once
 (``updateBotInlineSend``), which lets it edit buttons of messages nobody
-pressed yet.
+pressed yet.  URL buttons (``(label, data, url)``) open a link
+(``KeyboardButtonUrl``) and never come back as presses.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ __all__ = [
     "BotPress",
     "CompanionBot",
     "InlinePayloads",
+    "KeyButton",
     "Payload",
     "pack_data",
     "unpack_data",
+    "url_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,7 +73,15 @@ KEY_BYTES = 6  # 8 url-safe characters
 PAYLOAD_LIMIT = 2000  # messages remembered for rendering, editing and presses
 FEEDBACK_WAIT = 1.0  # seconds an edit waits for the inline message id to arrive
 
-Keyboard = Sequence[Sequence[tuple[str, str]]]  # rows of (label, data)
+# One button: (label, data), or (label, data, url) for a button that opens *url*
+# (its data is then unused and never comes back as a press).
+KeyButton = tuple[str, str] | tuple[str, str, str]
+Keyboard = Sequence[Sequence[KeyButton]]  # rows of buttons
+
+
+def url_of(button: KeyButton) -> str:
+    """The link a button opens ("" for a callback button)."""
+    return button[2] if len(button) == 3 else ""
 
 
 def pack_data(key: str, data: str) -> bytes:
@@ -134,8 +145,9 @@ class InlinePayloads:
         while key in self._items or "|" in key:
             key = secrets.token_urlsafe(KEY_BYTES)
         for row in keyboard:
-            for _, data in row:
-                pack_data(key, data)  # fail now, not when the bot renders it
+            for button in row:
+                if not url_of(button):
+                    pack_data(key, button[1])  # fail now, not when the bot renders it
         payload = Payload(key, text, keyboard, member_id, chat)
         self._items[key] = payload
         while len(self._items) > self._limit:
@@ -182,12 +194,15 @@ BotEvent = BotPress | BotCommand
 
 def buttons_of(payload_key: str, keyboard: Keyboard) -> list[list[Any]] | None:
     """Telethon inline buttons for *keyboard* (``None`` for no keyboard)."""
-    rows = [
-        [TgButton.inline(label, pack_data(payload_key, data)) for label, data in row]
-        for row in keyboard
-        if row
-    ]
+    rows = [[_tg_button(payload_key, button) for button in row] for row in keyboard if row]
     return rows or None
+
+
+def _tg_button(payload_key: str, button: KeyButton) -> Any:
+    url = url_of(button)
+    if url:
+        return TgButton.url(button[0], url)
+    return TgButton.inline(button[0], pack_data(payload_key, button[1]))
 
 
 class CompanionBot(TelegramConnection):

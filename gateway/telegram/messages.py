@@ -26,10 +26,18 @@ from typing import Any, Literal
 
 from telethon import errors as tg
 from telethon import events
-from telethon.tl import types
+from telethon.tl import functions, types
 
 from gateway.telegram.account import AccountUser, ConnectionState, TelegramAccount
-from gateway.telegram.bot import BotCommand, BotEvent, BotPress, CompanionBot, Payload
+from gateway.telegram.bot import (
+    BotCommand,
+    BotEvent,
+    BotPress,
+    CompanionBot,
+    KeyButton,
+    Payload,
+    url_of,
+)
 from gateway.telegram.errors import TelegramError, describe, wrap
 from gateway.telegram.listeners import Listener, Listeners
 
@@ -79,11 +87,14 @@ class Button:
 
     *command* is the text equivalent without a bot (``"/hangup"``); buttons
     without one (a keypad's digits) are covered by the message's *plain_hint*.
+    With *url* (``https://...``) the button opens that link instead (no press
+    comes back; *data* is unused); without a bot the text lists the link.
     """
 
     label: str
     data: str
     command: str = ""
+    url: str = ""
 
 
 Keyboard = tuple[tuple[Button, ...], ...]
@@ -185,7 +196,7 @@ Subscriber = Listener[InboundEvent]
 
 
 def render_plain(text: str, keyboard: Keyboard, hint: str = "") -> str:
-    """The text a member gets without a bot: the message, the hint, the commands.
+    """The text a member gets without a bot: the message, the hint, the commands, the links.
 
     The hint stands in for buttons, so it is left out when there are none.
     """
@@ -202,11 +213,18 @@ def render_plain(text: str, keyboard: Keyboard, hint: str = "") -> str:
                 commands.append(button.command if same else f"{button.command} — {button.label}")
     if commands:
         lines += ["", "Reply with:", *commands]
+    links = [f"{b.label}: {b.url}" for row in keyboard for b in row if b.url]
+    if links:
+        lines += ["", *links]
     return "\n".join(lines)
 
 
-def _pairs(keyboard: Keyboard) -> tuple[tuple[tuple[str, str], ...], ...]:
-    return tuple(tuple((b.label, b.data) for b in row) for row in keyboard)
+def _pairs(keyboard: Keyboard) -> tuple[tuple[KeyButton, ...], ...]:
+    """The bot's form of *keyboard*: (label, data), or (label, data, url) for links."""
+    return tuple(
+        tuple((b.label, b.data, b.url) if b.url else (b.label, b.data) for b in row)
+        for row in keyboard
+    )
 
 
 @dataclass
@@ -478,6 +496,46 @@ class Messenger:
                 " they need to send it a message first."
             ) from None
 
+    async def introduce(self, member: Member) -> Member:
+        """*member* with the gateway account's access hash, when one can be had.
+
+        The account's session knows them if they wrote to it; otherwise their
+        @username is resolved through the account (``contacts.resolveUsername``),
+        after which it can write to and call them without a message from them
+        first.  Best effort: *member* comes back unchanged (``access_hash`` 0)
+        when neither works (no username, Telegram unreachable).
+        """
+        if member.access_hash:
+            return member
+        try:
+            client = self.account.client
+            async with asyncio.timeout(SEND_TIMEOUT):
+                try:
+                    peer = await client.get_input_entity(member.user_id)
+                    access_hash = int(getattr(peer, "access_hash", 0) or 0)
+                except (ValueError, TypeError):
+                    access_hash = 0
+                if not access_hash and member.username:
+                    # Telethon files the resolved user in the session as well.
+                    found = await client(functions.contacts.ResolveUsernameRequest(member.username))
+                    access_hash = next(
+                        (
+                            int(u.access_hash or 0)
+                            for u in found.users
+                            if isinstance(u, types.User) and u.id == member.user_id
+                        ),
+                        0,  # the username now belongs to someone else
+                    )
+        except Exception as exc:
+            self.account.note_error(exc)
+            log.info(
+                "telegram messages: cannot look up %s: %s",
+                member.name or member.user_id,
+                describe(exc),
+            )
+            return member
+        return replace(member, access_hash=access_hash) if access_hash else member
+
     async def _bot_input(self) -> Any:
         assert self.bot is not None
         username = self.bot.username
@@ -595,7 +653,9 @@ class Messenger:
         owner = self._members.get(payload.member_id)
         if owner is None:
             owner = member if member.user_id == payload.member_id else Member(payload.member_id)
-        rows = tuple(tuple(Button(label, data) for label, data in row) for row in payload.keyboard)
+        rows = tuple(
+            tuple(Button(b[0], b[1], url=url_of(b)) for b in row) for row in payload.keyboard
+        )
         return MessageRef(
             owner,
             payload.message_id,

@@ -18,6 +18,7 @@ from gateway.config import (
     Config,
     ConfigError,
     ConfigInvalid,
+    DialingSettings,
     HostPort,
     ProviderLineConfig,
     Secret,
@@ -737,3 +738,180 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
         load_config(invalid)
     assert info2.value.problems == ("sip.port: must be an integer between 1 and 65535, got 0",)
     assert str(info2.value) == f"{invalid}: sip.port: must be an integer between 1 and 65535, got 0"
+
+
+# ------------------------------------------------------------------ dialling keys of a line
+
+
+def test_dialing_defaults() -> None:
+    for raw in (PROVIDER, ATA):
+        line = parse_config({"lines": [raw]}, base_dir=BASE).lines[0]
+        assert line.no_answer == "busy"
+        assert line.dialing == DialingSettings()
+    d = DialingSettings()
+    assert (d.country_code, d.national_prefix, d.international_prefix) == ("", None, None)
+    assert (d.dial_format, d.allow, d.deny, d.min_length) == (
+        "national",
+        ("national",),
+        ("premium",),
+        7,
+    )
+    assert not (d.extensions or d.service_codes or d.letters or d.allow_uri)
+
+
+DIALING = {
+    "country_code": "44",
+    "national_prefix": "",
+    "international_prefix": "011",
+    "dial_format": "e164",
+    "dial_allow": ["national", "international", "+449012345678", "emergency", "101"],
+    "dial_deny": ["premium", "+447X", "*72"],
+    "min_length": 5,
+    "extensions": True,
+    "service_codes": True,
+    "letters": True,
+    "allow_uri": True,
+}
+
+
+def test_dialing_all_keys() -> None:
+    for raw in (PROVIDER, ATA):
+        line = parse_config(
+            {"lines": [{**raw, **DIALING, "no_answer": "reject"}]}, base_dir=BASE
+        ).lines[0]
+        assert line.no_answer == "reject"
+        assert line.dialing == DialingSettings(
+            country_code="44",
+            national_prefix="",
+            international_prefix="011",
+            dial_format="e164",
+            allow=("national", "international", "+449012345678", "emergency", "101"),
+            deny=("premium", "+447X", "*72"),
+            min_length=5,
+            extensions=True,
+            service_codes=True,
+            letters=True,
+            allow_uri=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            {"country_code": "4x"},
+            (
+                "lines[0].country_code: must be 1-3 digits (the country calling code without +,"
+                ' e.g. "44"), got "4x"'
+            ),
+        ),
+        (
+            {"country_code": "+44"},
+            (
+                "lines[0].country_code: must be 1-3 digits (the country calling code without +,"
+                ' e.g. "44"), got "+44"'
+            ),
+        ),
+        (
+            {"country_code": "440"},
+            'lines[0].country_code: must be a country calling code, got "440" (did you mean "44"?)',
+        ),
+        (
+            {"country_code": "0"},
+            'lines[0].country_code: must be a country calling code (none starts with 0), got "0"',
+        ),
+        ({"country_code": 44}, "lines[0].country_code: must be a string, got 44"),
+        (
+            {"national_prefix": "o"},
+            'lines[0].national_prefix: must be 0-4 digits ("" = none), got "o"',
+        ),
+        (
+            {"national_prefix": "00000"},
+            'lines[0].national_prefix: must be 0-4 digits ("" = none), got "00000"',
+        ),
+        ({"international_prefix": ""}, 'lines[0].international_prefix: must be 1-5 digits, got ""'),
+        (
+            {"international_prefix": "+"},
+            'lines[0].international_prefix: must be 1-5 digits, got "+"',
+        ),
+        (
+            {"country_code": "44", "international_prefix": "0"},
+            'lines[0].international_prefix: must differ from the national prefix, got "0" for both',
+        ),
+        (
+            {"national_prefix": "9", "international_prefix": "9"},
+            'lines[0].international_prefix: must differ from the national prefix, got "9" for both',
+        ),
+        (
+            {"dial_format": "E164"},
+            (
+                'lines[0].dial_format: must be one of "e164", "international", "national",'
+                ' "as-typed", got "E164"'
+            ),
+        ),
+        (
+            {"dial_allow": "national"},
+            'lines[0].dial_allow: must be an array of strings, got "national"',
+        ),
+        (
+            {"dial_allow": ["national", "mobile"]},
+            (
+                'lines[0].dial_allow[1]: must be "national", "international", "premium",'
+                ' "emergency", a number prefix like "+4420" (X = any digit) or a short number'
+                ' like "118", got "mobile"'
+            ),
+        ),
+        (
+            {"dial_deny": ["+44 90"]},
+            'lines[0].dial_deny[0]: must be written without spaces or dashes, got "+44 90"',
+        ),
+        (
+            {"dial_allow": ["national", "national"]},
+            'lines[0].dial_allow[1]: "national" is listed twice',
+        ),
+        ({"min_length": 0}, "lines[0].min_length: must be an integer between 1 and 15, got 0"),
+        ({"min_length": "7"}, 'lines[0].min_length: must be an integer between 1 and 15, got "7"'),
+        ({"extensions": "yes"}, 'lines[0].extensions: must be true or false, got "yes"'),
+        ({"service_codes": 1}, "lines[0].service_codes: must be true or false, got 1"),
+        ({"letters": "true"}, 'lines[0].letters: must be true or false, got "true"'),
+        ({"allow_uri": 0}, "lines[0].allow_uri: must be true or false, got 0"),
+        (
+            {"no_answer": "voicemail"},
+            'lines[0].no_answer: must be one of "busy", "reject", got "voicemail"',
+        ),
+        ({"country": "44"}, 'lines[0].country: unknown key (did you mean "country_code"?)'),
+        ({"dial_alow": []}, 'lines[0].dial_alow: unknown key (did you mean "dial_allow"?)'),
+    ],
+)
+def test_dialing_problem_names_the_field(keys: dict[str, Any], message: str) -> None:
+    assert one_problem({"lines": [{**PROVIDER, **keys}]}) == message
+
+
+def test_dialing_round_trip() -> None:
+    config = parse_config(
+        {"lines": [{**PROVIDER, **DIALING, "no_answer": "reject"}, ATA]}, base_dir=BASE
+    )
+    data = config_to_dict(config)
+    written = data["lines"][0]
+    assert {k: written[k] for k in DIALING} == DIALING
+    assert written["no_answer"] == "reject"
+    # Unset prefixes are not written, so they keep following country_code.
+    assert "national_prefix" not in data["lines"][1]
+    assert "international_prefix" not in data["lines"][1]
+    assert data["lines"][1]["dial_deny"] == ["premium"]
+    assert parse_config(data, base_dir=BASE) == config
+
+
+def test_dialing_saved_and_loaded(tmp_path: Path) -> None:
+    config = parse_config({"lines": [{**ATA, **DIALING}]}, base_dir=BASE)
+    path = tmp_path / "linegram.toml"
+    save_config(config, path)
+    assert load_config(path).lines == config.lines
+
+
+def test_init_template_example_sets_the_country() -> None:
+    text = default_config_text()
+    examples = text[text.index("# [[lines]]") :]
+    uncommented = "\n".join(line.removeprefix("# ") for line in examples.splitlines())
+    config = parse_config(tomllib.loads(uncommented), base_dir=BASE)
+    assert config.lines[0].dialing.country_code == "49"

@@ -1,0 +1,1 @@
+"""The call layer: joins SIP lines and Telegram members (issue 4)."""
