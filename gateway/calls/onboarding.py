@@ -116,7 +116,7 @@ class Onboarding:
         self._gateway_username = gateway_username
         self._lines = lines
         self._check_privacy = check_privacy
-        self._clock = clock
+        self.clock = clock
         self._validity = validity
         self._household = household
         self.on_linked: list[Callable[[MemberRecord], None]] = []
@@ -141,7 +141,7 @@ class Onboarding:
                 f" (configured: {', '.join(configured) or 'none'})"
             )
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        now = self._clock()
+        now = self.clock()
         record = self.store.create_invitation(
             token_hash(token), wanted, note, now, now + self._validity
         )
@@ -152,7 +152,7 @@ class Onboarding:
 
     def revoke(self, invitation_id: int) -> bool:
         """Withdraw an unused invitation; False if it was used, revoked or never existed."""
-        done = self.store.revoke_invitation(invitation_id, self._clock())
+        done = self.store.revoke_invitation(invitation_id, self.clock())
         if done:
             log.info("onboarding: invitation %d revoked", invitation_id)
         return done
@@ -274,7 +274,7 @@ class Onboarding:
             mine = self.store.member_by_telegram(member.user_id)
             by_you = mine is not None and mine.id == invitation.used_by
             return invitation, "used_by_you" if by_you else "used"
-        if self._clock() >= invitation.expires_at:
+        if self.clock() >= invitation.expires_at:
             return invitation, "expired"
         return invitation, None
 
@@ -284,7 +284,7 @@ class Onboarding:
         invitation, refusal = self._lookup(token, member)
         if invitation is None or refusal is not None:
             return None, refusal or "unknown"
-        now = self._clock()
+        now = self.clock()
         before = self.store.member_by_telegram(member.user_id)
         record = self.store.add_member(
             member.user_id,
@@ -312,7 +312,7 @@ class Onboarding:
 
     async def _verdict(self, record: MemberRecord, member: Member) -> str:
         """Check whether the gateway may call the member, store it, and say it."""
-        now = self._clock()
+        now = self.clock()
         if not member.access_hash:
             self.store.update_member(record.id, privacy="unknown_member", privacy_checked_at=now)
             return (
@@ -383,7 +383,7 @@ class Onboarding:
         return f"lines {', '.join(names[:-1])} and {names[-1]}"
 
     def _minutes_left(self, invitation: InvitationRecord) -> str:
-        minutes = max(1, math.ceil((invitation.expires_at - self._clock()) / 60))
+        minutes = max(1, math.ceil((invitation.expires_at - self.clock()) / 60))
         return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
     # -- sending (failures are logged: the member can open the link again) ------------

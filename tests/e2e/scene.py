@@ -168,10 +168,8 @@ class Scene:
 
     # -- household members ---------------------------------------------------------------------
 
-    async def member(
-        self, name: str, lines: tuple[str, ...] = ("home",), **behaviour: Any
-    ) -> SimMember:
-        """A member's phone, a mutual contact of the gateway, linked to *lines*."""
+    async def phone(self, name: str, **behaviour: Any) -> SimMember:
+        """A Telegram user's phone, a mutual contact of the gateway, not linked to anything."""
         sim = await SimMember.create(
             self.cloud,
             self.server,
@@ -184,6 +182,13 @@ class Scene:
         # The simulator has no relays: peer-to-peer media needs mutual contacts.
         self.state.add_contact(self.gateway_user, sim.user)
         self.state.add_contact(sim.user, self.gateway_user)
+        return sim
+
+    async def member(
+        self, name: str, lines: tuple[str, ...] = ("home",), **behaviour: Any
+    ) -> SimMember:
+        """A member's phone, a mutual contact of the gateway, linked to *lines*."""
+        sim = await self.phone(name, **behaviour)
         record = self.gw.store.add_member(
             sim.id,
             self.state.access_hash(self.gateway_user, sim.user),
@@ -195,25 +200,31 @@ class Scene:
         self.records[name] = record
         return sim
 
-    async def messages(self, sim: SimMember, limit: int = 10) -> list[Message]:
-        """The newest messages in the member's chat with the gateway, newest first."""
-        result: list[Message] = await sim.client.get_messages(GATEWAY_USERNAME, limit=limit)
+    async def messages(
+        self, sim: SimMember, limit: int = 10, chat: str = GATEWAY_USERNAME
+    ) -> list[Message]:
+        """The newest messages in the member's chat with *chat* (the gateway), newest first."""
+        result: list[Message] = await sim.client.get_messages(chat, limit=limit)
         return result
 
-    async def message_with(self, sim: SimMember, text: str, within: float = STEP) -> Message:
-        """The newest gateway message containing *text* (waits for it)."""
+    async def message_with(
+        self, sim: SimMember, text: str, within: float = STEP, chat: str = GATEWAY_USERNAME
+    ) -> Message:
+        """The newest message in *chat* (the gateway's by default) containing *text*."""
 
         async def find() -> Message | None:
-            for message in await self.messages(sim):
+            for message in await self.messages(sim, chat=chat):
                 if text in (message.message or ""):
                     return message
             return None
 
         return await eventually(find, within, f"{sim.user.first_name}: a message with {text!r}")
 
-    async def press(self, sim: SimMember, message: Message, label: str) -> None:
+    async def press(
+        self, sim: SimMember, message: Message, label: str, chat: str = GATEWAY_USERNAME
+    ) -> None:
         """Press the button labelled *label* on *message* as the member."""
-        fresh = await sim.client.get_messages(GATEWAY_USERNAME, ids=message.id)
+        fresh = await sim.client.get_messages(chat, ids=message.id)
         assert fresh is not None and fresh.buttons, f"no buttons on {message.message!r}"
         for row in fresh.buttons:
             for button in row:
