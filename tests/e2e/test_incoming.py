@@ -12,7 +12,7 @@ import asyncio
 
 from simcloud.audio import ToneGenerator, analyse
 from simcloud.member import Incoming
-from tests.e2e.scene import Scene, eventually
+from tests.e2e.scene import Scene, eventually, home_line
 from tests.interop.peers.pcap import TestMedia
 from tests.interop.peers.rtp_capture import telephone_events
 
@@ -114,3 +114,25 @@ async def test_keypad_press_reaches_the_sip_side_as_rfc4733(scene: Scene, media:
     assert result.ok, result.describe()
     digits = [d.digit for d in telephone_events(capture.packets())]
     assert digits == ["5", "#"], digits
+
+
+async def test_keypad_press_reaches_the_sip_side_as_info_on_an_info_line(
+    scene: Scene, media: TestMedia
+) -> None:
+    gw = await scene.start([home_line(dtmf="info")])
+    alice = await scene.member("Alice", answer_delay=0.5)
+    sipp = scene.peers.sipp(
+        "uac_member_call_info",
+        remote="{}:{}".format(*gw.ua.listen) if gw.ua else "",
+        service="100",
+        media_port=(await scene.peers.sipp_media())[1],
+    )
+    await sipp.start()
+    message = await scene.message_with(alice, "In call with")
+    await scene.press(alice, message, "5")
+    await scene.say(alice, "#")
+    result = await sipp.finish()
+    assert result.ok, result.describe()
+    infos = result.messages().split("INFO sip:")[1:]
+    assert len(infos) == 2, result.messages()
+    assert "Signal=5" in infos[0] and "Signal=#" in infos[1], infos

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 
 from simcloud.audio import analyse
-from tests.e2e.scene import Scene, eventually
+from tests.e2e.scene import Scene, eventually, home_line, office_line
 from tests.e2e.test_incoming import TONE_MEMBER, TONE_SIP, tone_pcm
+from tests.interop.peers.net import SIPP_IP
 
 
 async def test_invite_member_calls_the_gateway_which_dials_and_bridges(scene: Scene) -> None:
@@ -106,3 +107,43 @@ async def test_non_member_messages_and_calls_are_ignored(scene: Scene) -> None:
     else:
         raise AssertionError("a non-member's call was answered")
     assert not gw.store.calls()
+
+
+async def test_member_hears_ringback_until_the_callee_answers(scene: Scene) -> None:
+    await scene.start()
+    alice = await scene.member("Alice")
+    ata = await scene.ata(tone_pcm(TONE_SIP, 15.0))
+    await ata.command("answermode", "manual")  # ring (180, no early media) until told
+
+    await scene.say(alice, "020 7946 0018")
+    await scene.message_with(alice, "Call me now")
+    await alice.call(scene.gateway_id(), timeout=15)
+    await ata.wait_event("CALL_INCOMING", within=15)
+    alice.clear_received(scene.gateway_id())
+    await asyncio.sleep(1.5)  # the first ringback burst is 1 s of 425 Hz
+    ringback = analyse(alice.received_pcm(scene.gateway_id()))
+    assert ringback.frequency_hz is not None, ringback
+    assert abs(ringback.frequency_hz - 425.0) < 2.0, ringback
+    await ata.command("accept")
+    await ata.wait_event("CALL_ESTABLISHED", within=10)
+    alice.clear_received(scene.gateway_id())
+    await asyncio.sleep(1.5)
+    heard = analyse(alice.received_pcm(scene.gateway_id()))
+    assert heard.frequency_hz is not None and abs(heard.frequency_hz - TONE_SIP) < 1.0, heard
+    await alice.hang_up(scene.gateway_id())
+
+
+async def test_member_with_two_lines_picks_one(scene: Scene) -> None:
+    gw = await scene.start([home_line(allow=[SIPP_IP]), office_line(allow=[])])
+    alice = await scene.member("Alice", lines=("home", "office"))
+    await scene.say(alice, "020 7946 0018")
+    question = await scene.message_with(alice, "Which line should dial")
+    labels = [b.text for row in question.buttons for b in row]
+    assert labels == ["home", "office", "Cancel"], labels
+    await scene.press(alice, question, "office")
+    invite = await scene.message_with(alice, "Call me now")
+    assert "on office" in invite.message
+    # Pressing Cancel on the invitation withdraws it.
+    await scene.press(alice, invite, "Cancel")
+    await scene.message_with(alice, "Cancelled")
+    assert gw.manager.r.requests == {}
