@@ -163,6 +163,7 @@ class Conversation:
         self.active = party
         party.sip.on_audio = lambda pcm: self._from_party(party, pcm)
         party.sip.on_dtmf = None
+        party.sip.on_refer = lambda target: self.manager.on_refer(self, party, target.user or "")
         party.sip.on_state.append(lambda _c: self._on_party_state(party))
         self._update_tone()
 
@@ -194,6 +195,7 @@ class Conversation:
         if party in self.parties:
             self.parties.remove(party)
         party.sip.on_audio = None
+        party.sip.on_refer = None
         if self.active is party:
             self.active = None
 

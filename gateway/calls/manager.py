@@ -923,6 +923,50 @@ class CallManager:
         other.on_state.append(ended)
         self.spawn(self._end_conversation(conv, "transferred"))
 
+    def on_refer(self, conv: Conversation, party: Party, user: str) -> bool:
+        """The far end asks us (REFER, RFC 3515) to call *user* instead of it.
+
+        Accepted only for the party the member talks to, and only where the
+        line's dial plan permits the number: a caller must not be able to send
+        the gateway to a premium number.  The new call replaces the party once
+        it answers; the referrer hears how it went by NOTIFY.
+        """
+        plan = self.plans.get(party.line)
+        if party is not conv.active or not party.up or plan is None or conv.closed:
+            return False
+        try:
+            dialled = plan.normalise(user)
+        except NumberRefused as exc:
+            log.info("REFER from %s to %r declined: %s", party.who, user, exc.reason)
+            return False
+        self.spawn(self._follow_refer(conv, party, dialled))
+        return True
+
+    async def _follow_refer(self, conv: Conversation, party: Party, dialled: Dialled) -> None:
+        target = await self._dial(conv, party.line, dialled)
+        if target is None:
+            party.sip.refer_progress(503, "Service Unavailable")
+            return
+
+        def progress(call: SipCall) -> None:
+            if call.state is CallState.UP:
+                party.sip.refer_progress(200, "OK")
+            elif call.state is CallState.ENDED and call.answered_at is None:
+                party.sip.refer_progress(call.end_status or 480, "Failed")
+            else:
+                return
+            call.on_state.remove(progress)
+            if not party.ended:
+                self.spawn(party.sip.hang_up())
+
+        target.sip.on_state.append(progress)
+        # The transferor usually hangs up at once (blind transfer): from now on the
+        # member is with the new party, hearing its ringback.
+        conv.drop(party)
+        conv.add(target)
+        await self.reply(conv.member, f"{party.who} transferred you to {dialled.display}.")
+        await self._show_call(conv)
+
     async def _transfer_held(self, conv: Conversation) -> None:
         held, active = conv.held_party(), conv.active
         if held is None or active is None or not active.up:

@@ -128,3 +128,42 @@ async def test_second_incoming_call_toggled_in(scene: Scene) -> None:
     await alice.hang_up(scene.gateway_id())
     await home.wait_event("CALL_CLOSED", within=10)
     await office.wait_event("CALL_CLOSED", within=10)
+
+
+async def test_far_end_transfers_the_member_by_refer(scene: Scene) -> None:
+    """The caller's PBX (baresip here) sends REFER: the gateway dials the target on the line."""
+    gw = await scene.start()
+    alice = await scene.member("Alice", answer_delay=0.5)
+    home = await scene.ata(tone_pcm(HOME_HZ, 30.0), "home")
+    await home_calls_alice(scene, home, alice)
+    conv = scene.manager.conversation_of(alice.id)
+    assert conv is not None and conv.active is not None
+    first = conv.active.sip
+
+    await home.command("transfer", "sip:02079460018@127.0.0.10")
+    await scene.message_with(alice, "transferred you to +44 2079460018")
+    await eventually(lambda: first.is_ended and conv.active is not None and conv.active.up)
+    assert conv.active is not None and conv.active.sip.direction == "out"
+    assert conv.active.sip.remote_number == "02079460018"
+    await hears(scene, alice, HOME_HZ)
+    await alice.hang_up(scene.gateway_id())
+    calls = await eventually(
+        lambda: [c for c in gw.store.calls() if c.ended_at][1:] and gw.store.calls()
+    )
+    assert sorted(c.direction for c in calls) == ["in", "out"]
+    assert all(c.member_name == "Alice" and c.outcome == "answered" for c in calls), calls
+
+
+async def test_refer_to_a_premium_number_is_declined(scene: Scene) -> None:
+    await scene.start()
+    alice = await scene.member("Alice", answer_delay=0.5)
+    home = await scene.ata(tone_pcm(HOME_HZ, 30.0), "home")
+    await home_calls_alice(scene, home, alice)
+    conv = scene.manager.conversation_of(alice.id)
+    assert conv is not None and conv.active is not None
+    first = conv.active.sip
+    await home.command("transfer", "sip:09098790000@127.0.0.10")
+    await eventually(lambda: "603" in home.process.output() or "Decline" in home.process.output())
+    assert conv.active is not None and conv.active.sip is first and not first.is_ended
+    await hears(scene, alice, HOME_HZ)
+    await alice.hang_up(scene.gateway_id())
