@@ -184,6 +184,10 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
         asyncio.run(main(config, store, gateway_factory, path))
     except KeyboardInterrupt:  # a second Ctrl-C during stop()
         pass
+    except (ConfigError, OSError) as exc:
+        # A taken port or an unusable [simulation]: one line, not a traceback.
+        _error(f"cannot start: {exc}")
+        return EXIT_FAILED
     finally:
         store.close()
     return EXIT_OK

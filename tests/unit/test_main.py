@@ -176,3 +176,24 @@ def test_run_creates_private_data_dir(tmp_path: Path) -> None:
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     with Store.open(data / "linegram.db") as store:
         assert store.schema_version == len(MIGRATIONS)
+
+
+class BusyPortGateway(FakeGateway):
+    async def start(self) -> None:
+        self.events.append("start")
+        raise OSError(98, "Address already in use")
+
+
+@pytest.mark.usefixtures("restore_root_logger")
+def test_start_failure_is_one_line_and_exit_code_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "linegram.toml"
+    path.write_text('[gateway]\ndata_dir = "state"\nlog_level = "warning"\n')
+    FakeGateway.instances.clear()
+    assert cli(["--config", str(path)], gateway_factory=BusyPortGateway) == 1
+    (gateway,) = FakeGateway.instances
+    assert gateway.events == ["start", "stop"]
+    err = capsys.readouterr().err
+    assert "cannot start:" in err and "Address already in use" in err
+    assert "Traceback" not in err
