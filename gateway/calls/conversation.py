@@ -29,7 +29,7 @@ from gateway.telegram.call import TelegramCall
 from gateway.telegram.messages import MessageRef
 
 if TYPE_CHECKING:
-    from gateway.calls.manager import CallManager
+    from gateway.calls.switchboard import Switchboard
     from gateway.store import MemberRecord
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class SipBridge:
 
 @dataclass(eq=False)
 class Conversation:
-    manager: CallManager
+    manager: Switchboard
     member: MemberRecord
     tg: TelegramCall
     key: str = field(default_factory=new_key)
