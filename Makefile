@@ -19,6 +19,7 @@ VENV313 := .venv313
 CONFIG := var/linegram.toml
 BENCH_ARGS ?=
 TG_BENCH_ARGS ?=
+CALLS_BENCH_ARGS ?=
 DEMO_ARGS ?=
 
 .PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e bench test clean $(VENV) $(VENV313)
@@ -34,7 +35,7 @@ help:
 	echo "make telegram  the Telegram leg against the simulated cloud, real ntgcalls media (netns)"
 	echo "make telegram313  the same on Python 3.13"
 	echo "make e2e       calls end to end: SIP peers + simulated members with real media (netns)"
-	echo "make bench     benchmarks (bench/run.py, bench/telegram.py)     make clean     remove venvs and caches"
+	echo "make bench     benchmarks (bench/run.py, telegram.py, calls.py)     make clean     remove venvs and caches"
 
 deps:
 	@tools/ensure-debian-packages.sh
@@ -114,15 +115,20 @@ telegram313: deps
 e2e: deps $(VENV)
 	tools/in-netns.sh $(VENV)/bin/pytest tests/e2e -q
 
-# Both benches run even if the first fails; either failing fails the target.
+# The benches run even if one fails; any failing fails the target.  bench/calls.py needs the
+# bench-only extra (numpy, pesq: never a runtime dependency), installed here into $(VENV) only;
+# pesq is built from its sdist, its build tools pinned by tools/constraints.txt too.
 bench: deps $(VENV)
 	@rc=0
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -q --progress-bar off \
+	    -c tools/constraints.txt --build-constraint tools/constraints.txt -e '.[bench]'
 	if [ -f bench/run.py ]; then
 	    $(VENV)/bin/python bench/run.py $(BENCH_ARGS) || rc=1
 	else
 	    echo "bench/run.py does not exist yet; nothing to run"
 	fi
 	$(VENV)/bin/python bench/telegram.py $(TG_BENCH_ARGS) || rc=1
+	$(VENV)/bin/python bench/calls.py $(CALLS_BENCH_ARGS) || rc=1
 	exit $$rc
 
 # Runs every step even after a failure, so one run shows everything that is broken.

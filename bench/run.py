@@ -34,7 +34,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -49,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from options import calls_list  # noqa: E402  (bench/, the script's directory)
+from options import calls_list, run_bounded, stop_on_sigterm  # noqa: E402  (bench/)
 
 from tests.interop.peers.gateway import GatewayProcess  # noqa: E402
 from tests.interop.peers.net import free_port, port_is_free  # noqa: E402
@@ -723,34 +722,16 @@ def estimate_seconds(args: argparse.Namespace) -> float:
     return float(args.runs * len(TARGETS) * sum(per))
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)  # so the finally blocks stop the peers
+    stop_on_sigterm()
     if shutil.which("sipp") is None:
         print("sipp not found (Debian package sip-tester)", file=sys.stderr)
         return 2
     if args.netns and (command := netns_argv([str(Path(__file__).resolve()), *argv])):
         limit = estimate_seconds(args) * 2 + 120
         env = {**os.environ, NETNS_ENV: "1"}
-        proc = subprocess.Popen(command, env=env, start_new_session=True)
-        try:
-            return proc.wait(timeout=limit)
-        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"over {limit:.0f} s"
-            print(f"bench {why}: stopping it", file=sys.stderr)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
-            return 1
+        return run_bounded(command, limit, env)
     print(
         f"bench: N={','.join(map(str, args.calls))}, {args.seconds:g} s windows, "
         f"{args.runs} run(s), about {estimate_seconds(args) / 60:.1f} min"

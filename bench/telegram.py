@@ -34,10 +34,8 @@ import os
 import platform
 import re
 import shutil
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from options import calls_list
+from options import calls_list, rerun_in_netns, stop_on_sigterm
 from tg_wire import GATEWAY_HZ, MEMBER_HZ, Worker, WorkerError, cpu_clock
 
 from simcloud.netns import private_netns_ready
@@ -55,7 +53,6 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
 DEFAULT_OUT = BENCH / "results" / "telegram-latest.json"
-IN_NETNS = ROOT / "tools" / "in-netns.sh"
 PEER = BENCH / "tg_peer.py"
 GATEWAY = BENCH / "tg_gateway.py"
 RAW = BENCH / "tg_raw.py"
@@ -843,38 +840,14 @@ def estimate_seconds(args: argparse.Namespace) -> float:
     return float(peer + args.runs * (setup + cpu))
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def run_in_netns(argv: list[str], limit: float) -> int:
-    """Run this script again inside a private network namespace with a veth pair."""
-    command = [str(IN_NETNS), sys.executable, str(Path(__file__).resolve()), *argv]
-    proc = subprocess.Popen(command, start_new_session=True)
-    try:
-        return proc.wait(timeout=limit)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"over {limit:.0f} s"
-        print(f"bench {why}: stopping it", file=sys.stderr)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        return 1
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)  # so the finally blocks stop the workers
+    stop_on_sigterm()
     if private_netns_ready() is not None:
         if os.geteuid() != 0:
             print("bench/telegram.py needs root for its private network namespace", file=sys.stderr)
             return 2
-        return run_in_netns(argv, estimate_seconds(args) * 2 + 180)
+        return rerun_in_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
     print(
         f"bench: set-up {args.setup_calls} calls per path, N={','.join(map(str, args.calls))}, "
         f"{args.seconds:g} s windows, {args.runs} run(s), "
