@@ -52,7 +52,7 @@ except ImportError as missing:
     )
 import call_audio as ca
 from call_sip import source_ip
-from options import calls_list, rerun_in_netns, stop_on_sigterm
+from options import calls_list, outside_netns, stop_on_sigterm
 from telegram import (
     CpuMeasurement,
     Plan,
@@ -1018,11 +1018,9 @@ def report(result: dict[str, Any], out: Path) -> bool:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
-    if private_netns_ready() is not None:
-        if os.geteuid() != 0:
-            print("bench/calls.py needs root for its private network namespace", file=sys.stderr)
-            return 2
-        return rerun_in_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
+    rerun = outside_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
+    if rerun is not None:
+        return rerun
     print(
         f"bench: {args.setup_calls} set-up calls, {args.bursts} bursts each way, "
         f"N={','.join(map(str, args.calls))} with {args.seconds:g} s windows, {args.runs} run(s), "

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from simcloud.netns import private_netns_ready
+
 IN_NETNS = Path(__file__).resolve().parent.parent / "tools" / "in-netns.sh"
 
 
@@ -59,3 +61,16 @@ def rerun_in_netns(script: str, argv: list[str], limit: float) -> int:
     """Run *script* again with *argv* inside a private network namespace with a veth pair."""
     command = [str(IN_NETNS), sys.executable, str(Path(script).resolve()), *argv]
     return run_bounded(command, limit)
+
+
+def outside_netns(script: str, argv: list[str], limit: float) -> int | None:
+    """Outside a private namespace: run *script* again inside one and return its exit code.
+
+    Inside one (the second time round): None, and the bench goes on here.
+    """
+    if private_netns_ready() is None:
+        return None
+    if os.geteuid() != 0:
+        print(f"{Path(script).name} needs root for its private network namespace", file=sys.stderr)
+        return 2
+    return rerun_in_netns(script, argv, limit)

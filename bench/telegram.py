@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from options import calls_list, rerun_in_netns, stop_on_sigterm
+from options import calls_list, outside_netns, stop_on_sigterm
 from tg_wire import GATEWAY_HZ, MEMBER_HZ, Worker, WorkerError, cpu_clock
 
 from simcloud.netns import private_netns_ready
@@ -843,11 +843,9 @@ def estimate_seconds(args: argparse.Namespace) -> float:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     stop_on_sigterm()
-    if private_netns_ready() is not None:
-        if os.geteuid() != 0:
-            print("bench/telegram.py needs root for its private network namespace", file=sys.stderr)
-            return 2
-        return rerun_in_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
+    rerun = outside_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
+    if rerun is not None:
+        return rerun
     print(
         f"bench: set-up {args.setup_calls} calls per path, N={','.join(map(str, args.calls))}, "
         f"{args.seconds:g} s windows, {args.runs} run(s), "
