@@ -273,6 +273,13 @@ class CallManager(OutgoingCalls, SecondLineCalls):
                 conv.member, "Send digits to press them, or a number for a second line."
             )
             return
+        if conv.held_party() is not None:
+            # One party on hold and one in the call is the most a member juggles.
+            await self.reply(
+                conv.member,
+                "Someone is already on hold: Complete, Transfer or hang up before a third call.",
+            )
+            return
         offer = SecondLine(new_key(), conv, text)
         self.r.keys[offer.key] = offer
         if transfer:

@@ -94,6 +94,9 @@ class SecondLineCalls(Switchboard):
             await self._take_second_incoming(offer, who, transfer=False)
             return
         conv = offer.conversation
+        if conv.held_party() is not None:
+            await self._close_offer(offer, "Someone is already on hold.")
+            return
         chosen = self._second_dialled(offer)
         if chosen is None:
             if self._second_line(conv) not in self._lines_of(conv.member):
@@ -243,7 +246,12 @@ class SecondLineCalls(Switchboard):
     async def _take_second_incoming(self, group: RingGroup, who: int, *, transfer: bool) -> None:
         ring = group.offer_of(who)
         conv = self.r.conversations.get(who)
-        if ring is None or conv is None or not group.claim(ring):
+        if ring is None or conv is None:
+            return
+        if not transfer and conv.held_party() is not None:
+            await self.reply(conv.member, "Someone is already on hold: Reject or Transfer it.")
+            return
+        if not group.claim(ring):
             return
         sip = group.sip
         self.r.keys.pop(group.key, None)

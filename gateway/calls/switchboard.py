@@ -233,6 +233,11 @@ class Switchboard:
             del self.r.conversations[conv.member.telegram_id]
         for key in [k for k, v in self.r.keys.items() if v is conv]:
             del self.r.keys[key]
+        for transfer in [t for t in self.r.transfers if t.conversation is conv]:
+            # The member left before the transfer target answered: it must not ring on.
+            self.r.transfers.discard(transfer)
+            with contextlib.suppress(Exception):
+                await transfer.target.hang_up()
         for party in parties:
             if not party.ended:
                 with contextlib.suppress(Exception):

@@ -60,6 +60,11 @@ async def test_toggle_back_and_forth_then_complete(scene: Scene) -> None:
     held = conv.held_party()
     assert held is not None and held.sip.local_hold and held.line == "home"
 
+    # A third number while someone is on hold is refused: two parties at most.
+    await scene.say(alice, "020 7946 0999")
+    await scene.message_with(alice, "Someone is already on hold")
+    assert len(conv.parties) == 2
+
     message = await scene.message_with(alice, "On hold:")
     await scene.press(alice, message, "Toggle")
     await hears(scene, alice, HOME_HZ)
