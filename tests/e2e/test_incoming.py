@@ -136,3 +136,25 @@ async def test_keypad_press_reaches_the_sip_side_as_info_on_an_info_line(
     infos = result.messages().split("INFO sip:")[1:]
     assert len(infos) == 2, result.messages()
     assert "Signal=5" in infos[0] and "Signal=#" in infos[1], infos
+
+
+async def test_caller_gives_up_while_members_ring(scene: Scene) -> None:
+    """CANCEL right after 180: the Telegram calls are withdrawn, no ghost answer, a missed call."""
+    gw = await scene.start()
+    alice = await scene.member("Alice", incoming=Incoming.IGNORE)
+    capture, media_port = await scene.peers.sipp_media()
+    cancelled = await scene.peers.sipp(
+        "uac_cancel",
+        remote="{}:{}".format(*gw.ua.listen) if gw.ua else "",
+        service="100",
+        media_port=media_port,
+    ).run()
+    # The scenario also fails if a 200 to the cancelled INVITE shows up within 2 s.
+    assert cancelled.ok, cancelled.describe()
+    missed = await scene.message_with(alice, "Missed call from")
+    assert [b.text for row in missed.buttons for b in row] == ["Call back"]
+    await eventually(lambda: gw.telegram.calls is not None and not gw.telegram.calls.calls)
+    assert not alice.events_of("answered")
+    (call,) = await eventually(lambda: [c for c in gw.store.calls() if c.ended_at])
+    assert (call.outcome, call.end_reason) == ("missed", "cancelled"), call
+    assert not gw.manager.active_calls()
