@@ -31,12 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,7 +49,7 @@ except ImportError as missing:
     )
 import call_audio as ca
 from call_sip import source_ip
-from options import calls_list, outside_netns, stop_on_sigterm
+from options import calls_list, run_netns_bench
 from telegram import (
     CpuMeasurement,
     Plan,
@@ -65,7 +62,6 @@ from telegram import (
     measure_raw,
     median,
     ms,
-    no_nan,
     p95,
     proc_status,
     raw_setup,
@@ -1017,35 +1013,21 @@ def report(result: dict[str, Any], out: Path) -> bool:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    stop_on_sigterm()
-    rerun = outside_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
-    if rerun is not None:
-        return rerun
-    print(
-        f"bench: {args.setup_calls} set-up calls, {args.bursts} bursts each way, "
-        f"N={','.join(map(str, args.calls))} with {args.seconds:g} s windows, {args.runs} run(s), "
-        f"about {estimate_seconds(args) / 60:.1f} min (private network namespace)",
-        file=sys.stderr,
-        flush=True,
+    return run_netns_bench(
+        __file__,
+        argv,
+        args,
+        limit=estimate_seconds(args) * 2 + 180,
+        banner=(
+            f"bench: {args.setup_calls} set-up calls, {args.bursts} bursts each way, "
+            f"N={','.join(map(str, args.calls))} with {args.seconds:g} s windows, "
+            f"{args.runs} run(s), about {estimate_seconds(args) / 60:.1f} min"
+            " (private network namespace)"
+        ),
+        prefix="linegram-bench-calls-",
+        bench=lambda work: bench(args, work),
+        report=lambda result: report(result, args.out),
     )
-    work = Path(tempfile.mkdtemp(prefix="linegram-bench-calls-"))
-    keep, passed = True, False
-    try:
-        try:
-            result = asyncio.run(bench(args, work))
-        except KeyboardInterrupt:
-            print("bench interrupted; every worker stopped", file=sys.stderr)
-            return 130
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(no_nan(result), indent=2) + "\n")
-        passed = report(result, args.out)
-        keep = args.keep or not passed
-    finally:
-        if keep:
-            print(f"logs kept in {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0 if passed else 1
 
 
 if __name__ == "__main__":

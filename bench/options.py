@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from simcloud.netns import private_netns_ready
 
@@ -74,3 +80,57 @@ def outside_netns(script: str, argv: list[str], limit: float) -> int | None:
         print(f"{Path(script).name} needs root for its private network namespace", file=sys.stderr)
         return 2
     return rerun_in_netns(script, argv, limit)
+
+
+def finite(value: Any) -> Any:
+    """*value* with NaN and infinities as None: strict JSON has neither."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def run_netns_bench(
+    script: str,
+    argv: list[str],
+    args: argparse.Namespace,
+    *,
+    limit: float,
+    banner: str,
+    prefix: str,
+    bench: Callable[[Path], Coroutine[Any, Any, dict[str, Any]]],
+    report: Callable[[dict[str, Any]], bool],
+) -> int:
+    """The life of a bench that needs a private network namespace.
+
+    Outside one, run *script* again inside one (at most *limit* seconds). Inside:
+    *bench* in a fresh work directory, its result as JSON in ``args.out``, then
+    *report* prints the tables and says whether everything worked; the work
+    directory (the workers' logs) is kept when it did not, or with ``args.keep``.
+    """
+    stop_on_sigterm()
+    rerun = outside_netns(script, argv, limit)
+    if rerun is not None:
+        return rerun
+    print(banner, file=sys.stderr, flush=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    keep, passed = True, False
+    try:
+        try:
+            result = asyncio.run(bench(work))
+        except KeyboardInterrupt:
+            print("bench interrupted; every worker stopped", file=sys.stderr)
+            return 130
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(finite(result), indent=2) + "\n")
+        passed = report(result)
+        keep = args.keep or not passed
+    finally:
+        if keep:
+            print(f"logs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0 if passed else 1

@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from options import calls_list, run_bounded, stop_on_sigterm  # noqa: E402  (bench/)
+from options import calls_list, finite, run_bounded, stop_on_sigterm  # noqa: E402  (bench/)
 
 from tests.interop.peers.gateway import GatewayProcess  # noqa: E402
 from tests.interop.peers.net import free_port, port_is_free  # noqa: E402
@@ -576,17 +576,6 @@ def summarise(results: list[Measurement], calls: list[int]) -> list[dict[str, An
     return rows
 
 
-def no_nan(value: Any) -> Any:
-    """NaN (no good run to take a median of) as JSON null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: no_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [no_nan(v) for v in value]
-    return value
-
-
 def fmt(value: float, spec: str) -> str:
     return "-" if value != value else format(value, spec)  # NaN: no good run
 
@@ -747,7 +736,7 @@ def main(argv: list[str]) -> int:
             print("bench interrupted; every peer stopped", file=sys.stderr)
             return 130
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(no_nan(report), indent=2) + "\n")
+        args.out.write_text(json.dumps(finite(report), indent=2) + "\n")
         results = [Measurement(**m) for m in report["measurements"]]
         print(table(report["summary"]))
         print()

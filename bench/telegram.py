@@ -29,21 +29,18 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
-import json
 import os
 import platform
 import re
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from options import calls_list, outside_netns, stop_on_sigterm
+from options import calls_list, run_netns_bench
 from tg_wire import GATEWAY_HZ, MEMBER_HZ, Worker, WorkerError, cpu_clock
 
 from simcloud.netns import private_netns_ready
@@ -163,16 +160,6 @@ def ms(value: float) -> str:
 
 def fmt(value: float, spec: str) -> str:
     return "-" if value != value else format(value, spec)
-
-
-def no_nan(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: no_nan(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [no_nan(v) for v in value]
-    return value
 
 
 # ---------------------------------------------------------------------------------------
@@ -842,34 +829,14 @@ def estimate_seconds(args: argparse.Namespace) -> float:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    stop_on_sigterm()
-    rerun = outside_netns(__file__, argv, estimate_seconds(args) * 2 + 180)
-    if rerun is not None:
-        return rerun
-    print(
-        f"bench: set-up {args.setup_calls} calls per path, N={','.join(map(str, args.calls))}, "
-        f"{args.seconds:g} s windows, {args.runs} run(s), "
-        f"about {estimate_seconds(args) / 60:.1f} min (private network namespace)",
-        file=sys.stderr,
-        flush=True,
-    )
-    work = Path(tempfile.mkdtemp(prefix="linegram-bench-tg-"))
-    keep = True  # unless everything worked
-    failed = True
-    try:
-        try:
-            report = asyncio.run(bench(args, work))
-        except KeyboardInterrupt:
-            print("bench interrupted; every worker stopped", file=sys.stderr)
-            return 130
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(no_nan(report), indent=2) + "\n")
-        setup = [SetupSample(**s) for s in report["setup"]["samples"]]
-        cpu = [CpuMeasurement(**m) for m in report["cpu"]["measurements"]]
+
+    def report(result: dict[str, Any]) -> bool:
+        setup = [SetupSample(**s) for s in result["setup"]["samples"]]
+        cpu = [CpuMeasurement(**m) for m in result["cpu"]["measurements"]]
         print()
-        print(setup_table(report["setup"]["summary"]))
+        print(setup_table(result["setup"]["summary"]))
         print()
-        print(cpu_table(report["cpu"]["summary"]))
+        print(cpu_table(result["cpu"]["summary"]))
         print()
         print(checks_table(cpu))
         for s in setup:
@@ -878,16 +845,24 @@ def main(argv: list[str]) -> int:
         for m in cpu:
             for line in ([m.error] if m.error else []) + m.log_lines[:5]:
                 print(f"{m.target} N={m.calls} run {m.run}: {line}")
-        print(f"\nresults: {args.out} (the bench took {report['meta']['elapsed_s'] / 60:.1f} min)")
+        print(f"\nresults: {args.out} (the bench took {result['meta']['elapsed_s'] / 60:.1f} min)")
         failed = any(not s.ok for s in setup) or any(not m.ok for m in cpu)
-        failed = failed or any(r["calls_ok"] == 0 for r in report["setup"]["summary"])
-        keep = args.keep or failed
-    finally:
-        if keep:
-            print(f"logs kept in {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 1 if failed else 0
+        return not (failed or any(r["calls_ok"] == 0 for r in result["setup"]["summary"]))
+
+    return run_netns_bench(
+        __file__,
+        argv,
+        args,
+        limit=estimate_seconds(args) * 2 + 180,
+        banner=(
+            f"bench: set-up {args.setup_calls} calls per path, N={','.join(map(str, args.calls))}, "
+            f"{args.seconds:g} s windows, {args.runs} run(s), "
+            f"about {estimate_seconds(args) / 60:.1f} min (private network namespace)"
+        ),
+        prefix="linegram-bench-tg-",
+        bench=lambda work: bench(args, work),
+        report=report,
+    )
 
 
 if __name__ == "__main__":
