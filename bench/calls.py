@@ -55,6 +55,7 @@ from telegram import (
     Plan,
     SetupSample,
     checks_table,
+    cost_against_raw,
     cpu_ticks,
     fmt,
     log_problems,
@@ -718,17 +719,11 @@ def cpu_summary(
     for n in calls:
         gw = [m for m in bridged if m.calls == n and m.ok]
         rw = [m for m in raw if m.calls == n and m.ok]
-        gw_cost = median([m.core_s_per_call_s for m in gw])
-        raw_cost = median([m.core_s_per_call_s for m in rw])
         rows.append(
             {
                 "calls": n,
                 "runs_ok": {"bridged": len(gw), "raw": len(rw)},
-                "gateway_core_s_per_call_s": gw_cost,
-                "raw_core_s_per_call_s": raw_cost,
-                "ratio_gateway_raw": gw_cost / raw_cost if gw and rw else float("nan"),
-                "gateway_vm_hwm_mib": median([m.vm_hwm_kib / 1024 for m in gw]),
-                "raw_vm_hwm_mib": median([m.vm_hwm_kib / 1024 for m in rw]),
+                **cost_against_raw(gw, rw),
                 "rtp_heard_pct_min": median([m.rtp_heard_pct_min for m in gw]),
                 "members_heard_pct_min": median([m.members_heard_pct_min for m in gw]),
                 "to_telegram_pct_min": median([m.to_telegram_pct_min for m in gw]),

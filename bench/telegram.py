@@ -36,6 +36,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -635,6 +636,20 @@ def rotated(values: list[int], by: int) -> list[int]:
     return values[by:] + values[:by]
 
 
+def cost_against_raw(gateway: Sequence[Any], raw: Sequence[Any]) -> dict[str, float]:
+    """Median CPU cost and peak memory of the gateway's and raw ntgcalls' measurements, and
+    their ratio (NaN when either side has no good run)."""
+    gw_cost = median([m.core_s_per_call_s for m in gateway])
+    raw_cost = median([m.core_s_per_call_s for m in raw])
+    return {
+        "gateway_core_s_per_call_s": gw_cost,
+        "raw_core_s_per_call_s": raw_cost,
+        "ratio_gateway_raw": gw_cost / raw_cost if gateway and raw else float("nan"),
+        "gateway_vm_hwm_mib": median([m.vm_hwm_kib / 1024 for m in gateway]),
+        "raw_vm_hwm_mib": median([m.vm_hwm_kib / 1024 for m in raw]),
+    }
+
+
 def cpu_summary(results: list[CpuMeasurement], calls: list[int]) -> list[dict[str, Any]]:
     rows = []
     for n in calls:
@@ -643,17 +658,11 @@ def cpu_summary(results: list[CpuMeasurement], calls: list[int]) -> list[dict[st
             return [m for m in results if m.calls == n and m.target == kind and m.ok]
 
         gw, raw = good("gateway"), good("raw")
-        gw_cost = median([m.core_s_per_call_s for m in gw])
-        raw_cost = median([m.core_s_per_call_s for m in raw])
         rows.append(
             {
                 "calls": n,
                 "runs_ok": {"gateway": len(gw), "raw": len(raw)},
-                "gateway_core_s_per_call_s": gw_cost,
-                "raw_core_s_per_call_s": raw_cost,
-                "ratio_gateway_raw": gw_cost / raw_cost if gw and raw else float("nan"),
-                "gateway_vm_hwm_mib": median([m.vm_hwm_kib / 1024 for m in gw]),
-                "raw_vm_hwm_mib": median([m.vm_hwm_kib / 1024 for m in raw]),
+                **cost_against_raw(gw, raw),
                 "gateway_heard_pct_min": median([m.heard_pct_min for m in gw]),
                 "gateway_sent_pct_min": median([m.sent_pct_min or 0.0 for m in gw]),
                 "members_heard_pct_min": median([m.far_heard_pct_min for m in gw]),
