@@ -141,7 +141,7 @@ class Scene:
     # -- the gateway -------------------------------------------------------------------------
 
     def config(self, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        config = gateway_config(self.tmp / "data", lines or [home_line()])
+        config = gateway_config(self.tmp / "data", [home_line()] if lines is None else lines)
         config["telegram"] = {
             "api_id": SIM_API_ID,
             "api_hash": SIM_API_HASH,
@@ -154,9 +154,25 @@ class Scene:
         }
         return config
 
-    async def start(self, lines: list[dict[str, Any]] | None = None) -> Gateway:
-        self.gateway = await self.peers.gateway_in_process(self.config(lines))
+    async def start(
+        self,
+        lines: list[dict[str, Any]] | None = None,
+        *,
+        settings_file: Path | None = None,
+        signed_in: bool = True,
+    ) -> Gateway:
+        """The gateway, started; signed in with the companion bot unless *signed_in* is False.
+
+        Not signed in = a fresh installation: no API app, no bot token (the web UI's
+        wizard sets them).  *settings_file*: the settings live in that file, as installed.
+        """
+        config = self.config(lines)
+        if not signed_in:
+            config["telegram"] = {"ring_timeout": 20, "server": config["telegram"]["server"]}
+        self.gateway = await self.peers.gateway_in_process(config, settings_file)
         gw = self.gw
+        if not signed_in:
+            return gw
         login = gw.telegram.login
         view = await login.submit_phone(GATEWAY_PHONE)
         assert view.step is LoginStep.NEED_CODE, view

@@ -111,9 +111,18 @@ def echo_digits(log: LogFile) -> list[tuple[str, int]]:
 class GatewayProcess:
     """``python -m gateway --config gateway.toml`` in *run_dir*; stderr is ``gateway.log``."""
 
-    def __init__(self, run_dir: Path, logbook: LogBook, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        logbook: LogBook,
+        config: dict[str, Any],
+        config_path: Path | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.config = config
+        # With a path the settings are written there and the gateway may rewrite them
+        # (login, web UI pages, config.reload), as a real installation's file.
+        self.config_path = config_path
         run_dir.mkdir(parents=True, exist_ok=True)
         self.config_path = run_dir / "gateway.toml"
         self.config_path.write_bytes(tomli_w.dumps(config).encode())
@@ -161,9 +170,18 @@ class InProcessGateway:
     Its log records (logger ``gateway``, DEBUG) go to ``gateway.log`` in *run_dir*.
     """
 
-    def __init__(self, run_dir: Path, logbook: LogBook, config: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        logbook: LogBook,
+        config: dict[str, Any],
+        config_path: Path | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.config = config
+        # With a path the settings are written there and the gateway may rewrite them
+        # (login, web UI pages, config.reload), as a real installation's file.
+        self.config_path = config_path
         run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = logbook.add("gateway (in process)", run_dir / "gateway.log")
         self.log = LogFile(self.log_path)
@@ -199,13 +217,18 @@ class InProcessGateway:
     async def start(self) -> Any:
         """Build and start ``gateway.app.Gateway``; returns it."""
         from gateway.app import Gateway
-        from gateway.config import parse_config
+        from gateway.config import load_config, parse_config
         from gateway.store import Store
 
         self._attach_log()
-        config = parse_config(self.config, base_dir=self.run_dir)
+        if self.config_path is not None:
+            self.config_path.write_text(tomli_w.dumps(self.config))
+            self.config_path.chmod(0o600)
+            config = load_config(self.config_path)
+        else:
+            config = parse_config(self.config, base_dir=self.run_dir)
         self._store = Store.open(Path(config.data_dir) / "linegram.db")
-        self.gw = Gateway(config, self._store)
+        self.gw = Gateway(config, self._store, self.config_path)
         await asyncio.wait_for(self.gw.start(), READY_TIMEOUT)
         return self.gw
 

@@ -97,9 +97,11 @@ class Peers:
         self._own(f"sipvicious {tool}", process.stop)
         return process
 
-    async def gateway_in_process(self, config: dict[str, Any]) -> InProcessGateway:
-        """``gateway.app.Gateway`` in this event loop, started."""
-        gateway = InProcessGateway(self.directory("gateway"), self.logbook, config)
+    async def gateway_in_process(
+        self, config: dict[str, Any], config_path: Path | None = None
+    ) -> InProcessGateway:
+        """``gateway.app.Gateway`` in this event loop, started (settings in *config_path* if set)."""
+        gateway = InProcessGateway(self.directory("gateway"), self.logbook, config, config_path)
         self._own("gateway (in process)", gateway.stop)
         await gateway.start()
         return gateway

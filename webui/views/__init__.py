@@ -1,0 +1,1 @@
+"""Blueprints, one per page of the web UI."""
