@@ -1,6 +1,6 @@
 # Linegram developer commands (GNU make, Debian 12).  `make help` lists them.
 #
-#   make run    virtualenv, default settings in var/linegram.toml, start the gateway
+#   make run    virtualenv, default settings in var/linegram.toml, the gateway and its web UI
 #   make test   Debian test packages, lint, unit tests on 3.11 and 3.13, interop tests,
 #               the Telegram leg against the simulated cloud
 #
@@ -22,12 +22,12 @@ TG_BENCH_ARGS ?=
 CALLS_BENCH_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e bench test clean $(VENV) $(VENV313)
+.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e webui bench test clean $(VENV) $(VENV313)
 
 help:
 	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
 	echo "make demo      the gateway on a simulated Telegram: a SIP call rings scripted members"
-	echo "make test      deps + lint + unit + unit313 + interop + telegram + telegram313 + e2e, with a summary"
+	echo "make test      deps + lint + unit + unit313 + interop + telegram + telegram313 + e2e + webui"
 	echo "make deps      install the missing Debian packages of tools/debian-packages.txt"
 	echo "make lint      ruff check, ruff format --check, mypy --strict"
 	echo "make unit      unit tests on Python 3.11     make unit313   the same on Python 3.13"
@@ -35,6 +35,7 @@ help:
 	echo "make telegram  the Telegram leg against the simulated cloud, real ntgcalls media (netns)"
 	echo "make telegram313  the same on Python 3.13"
 	echo "make e2e       calls end to end: SIP peers + simulated members with real media (netns)"
+	echo "make webui     the web UI in Debian's Chromium against a real gateway (netns)"
 	echo "make bench     benchmarks (bench/run.py, telegram.py, calls.py)     make clean     remove venvs and caches"
 
 deps:
@@ -68,9 +69,13 @@ $(VENV313): $(VENV313)/.stamp ; @:
 $(VENV313)/.stamp: pyproject.toml tools/constraints.txt
 	$(call make-venv,3.13,$(VENV313))
 
+# The gateway and the web UI (http://127.0.0.1:8080, [webui] in the settings), stopped together.
 run: $(VENV)
 	@if [ ! -f $(CONFIG) ]; then $(VENV)/bin/python -m gateway --config $(CONFIG) --init; fi
-	exec $(VENV)/bin/python -m gateway --config $(CONFIG)
+	$(VENV)/bin/python -m webui --config $(CONFIG) &
+	webui=$$!
+	trap 'kill $$webui 2>/dev/null; wait $$webui 2>/dev/null' EXIT
+	$(VENV)/bin/python -m gateway --config $(CONFIG)
 
 # Settings in var/demo/ (docs/simulation.md).  With a network interface besides loopback the
 # gateway waits for your call; without one (containers) it runs in a private namespace
@@ -115,6 +120,10 @@ telegram313: deps
 e2e: deps $(VENV)
 	tools/in-netns.sh $(VENV)/bin/pytest tests/e2e -q
 
+# The web UI in Debian's Chromium (Playwright) against a real gateway on the simulated cloud.
+webui: deps $(VENV)
+	tools/in-netns.sh $(VENV)/bin/pytest tests/webui -q
+
 # The benches run even if one fails; any failing fails the target.  bench/calls.py needs the
 # bench-only extra (numpy, pesq: never a runtime dependency), installed here into $(VENV) only;
 # pesq is built from its sdist, its build tools pinned by tools/constraints.txt too.
@@ -134,7 +143,7 @@ bench: deps $(VENV)
 # Runs every step even after a failure, so one run shows everything that is broken.
 test:
 	@results=(); failed=0
-	for step in deps lint unit unit313 interop telegram telegram313 e2e; do
+	for step in deps lint unit unit313 interop telegram telegram313 e2e webui; do
 	    if [ $${step%313} != $$step ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
 	        $(MAKE) $$step; results+=("$$step skipped"); continue
 	    fi
