@@ -22,7 +22,7 @@ TG_BENCH_ARGS ?=
 CALLS_BENCH_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e webui bench test clean $(VENV) $(VENV313)
+.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e webui screenshots bench test clean $(VENV) $(VENV313)
 
 help:
 	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
@@ -36,6 +36,7 @@ help:
 	echo "make telegram313  the same on Python 3.13"
 	echo "make e2e       calls end to end: SIP peers + simulated members with real media (netns)"
 	echo "make webui     the web UI in Debian's Chromium against a real gateway (netns)"
+	echo "make screenshots  docs/screenshots/: the main pages at desktop and phone width"
 	echo "make bench     benchmarks (bench/run.py, telegram.py, calls.py)     make clean     remove venvs and caches"
 
 deps:
@@ -123,6 +124,10 @@ e2e: deps $(VENV)
 # The web UI in Debian's Chromium (Playwright) against a real gateway on the simulated cloud.
 webui: deps $(VENV)
 	tools/in-netns.sh $(VENV)/bin/pytest tests/webui -q
+
+# docs/screenshots/*.png: the main pages at desktop and phone width (shown in the README).
+screenshots: deps $(VENV)
+	tools/in-netns.sh $(VENV)/bin/pytest tests/webui/screenshots.py -q
 
 # The benches run even if one fails; any failing fails the target.  bench/calls.py needs the
 # bench-only extra (numpy, pesq: never a runtime dependency), installed here into $(VENV) only;

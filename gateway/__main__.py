@@ -3,6 +3,11 @@
 Not an RFC module.  Exit codes: 0 ok, 1 cannot do what was asked (``--init``
 onto an existing file, unwritable path), 2 invalid configuration.  Errors go
 to stderr as one line per problem, never as a traceback.
+
+A restart asked for over the control API (``gateway.restart``) stops the
+gateway like SIGTERM does, closes the database, then replaces this process
+with a new run of the same command line (``os.execv``): same PID, so systemd
+and a terminal keep it.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ DB_NAME = "linegram.db"
 class GatewayLike(Protocol):
     """What :func:`main` needs from ``gateway.app.Gateway``."""
 
+    on_restart: Callable[[], None] | None
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -62,11 +69,22 @@ async def main(
     store: Store,
     gateway_factory: GatewayFactory | None = None,
     config_path: Path | None = None,
-) -> None:
-    """Run the gateway until SIGTERM or SIGINT, then stop it cleanly."""
+) -> bool:
+    """Run the gateway until SIGTERM or SIGINT, then stop it cleanly.
+
+    **Returns** True when it stopped because a restart was asked for.
+    """
     gw = (gateway_factory or _gateway_factory())(config, store, config_path)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    restart = False
+
+    def on_restart() -> None:
+        nonlocal restart
+        restart = True
+        stopping.set()
+
+    gw.on_restart = on_restart
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stopping.set)
@@ -74,11 +92,23 @@ async def main(
         await gw.start()
         log.info("gateway running; SIGTERM or Ctrl-C stops it")
         await stopping.wait()
-        log.info("stopping")
+        log.info("restarting" if restart else "stopping")
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
         await gw.stop()
+    return restart
+
+
+def _reexec() -> None:
+    """Replace this process with the same command (``python -m gateway --config ...``)."""
+    # orig_argv keeps the interpreter's own options (-m gateway, -X ...) as typed.
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -177,11 +207,12 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
     except (OSError, StoreError) as exc:
         _error(str(exc))
         return EXIT_FAILED
+    restart = False
     try:
         interrupted = store.mark_interrupted(time.time())
         if interrupted:
             log.warning("%d call(s) were cut off by the last shutdown", interrupted)
-        asyncio.run(main(config, store, gateway_factory, path))
+        restart = asyncio.run(main(config, store, gateway_factory, path))
     except KeyboardInterrupt:  # a second Ctrl-C during stop()
         pass
     except (ConfigError, OSError) as exc:
@@ -190,6 +221,12 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
         return EXIT_FAILED
     finally:
         store.close()
+    if restart:
+        try:
+            _reexec()
+        except OSError as exc:
+            _error(f"cannot restart: {exc}")
+            return EXIT_FAILED
     return EXIT_OK
 
 

@@ -41,6 +41,7 @@ from gateway.logs import register_secret
 
 __all__ = [
     "AtaLineConfig",
+    "CallsSettings",
     "Config",
     "ConfigError",
     "ConfigInvalid",
@@ -49,6 +50,7 @@ __all__ = [
     "GatewaySettings",
     "HostPort",
     "IpNetwork",
+    "LedSettings",
     "LineConfig",
     "MediaSettings",
     "ProviderLineConfig",
@@ -58,6 +60,7 @@ __all__ = [
     "SipSettings",
     "TelegramServer",
     "TelegramSettings",
+    "WebUiSettings",
     "config_to_dict",
     "default_config",
     "default_config_text",
@@ -391,6 +394,42 @@ class SimulationSettings:
         return self.members[index].phone or f"{SIM_PHONE_PREFIX} {1001 + index}"
 
 
+OutgoingMethod = Literal["invite", "callback"]  # = gateway.store.OutgoingMethod
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallsSettings:
+    """``[calls]``: call-layer defaults."""
+
+    default_outgoing_method: OutgoingMethod = "invite"  # what a newly linked member gets
+
+
+LED_NAMES = ("line", "telegram", "ringing", "call", "missed", "error")
+GPIO_MAX = 27  # BCM GPIO 0..27: the Raspberry Pi's 40-pin header
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedSettings:
+    """``[leds]``: BCM GPIO pin of each status LED; ``None`` = that LED is not fitted."""
+
+    line: int | None = None
+    telegram: int | None = None
+    ringing: int | None = None
+    call: int | None = None
+    missed: int | None = None
+    error: int | None = None
+    rgb: tuple[int, int, int] | None = None  # one RGB LED: red, green, blue pins
+    active_high: bool = True  # False: the pin sinks the LED's current (on = low)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebUiSettings:
+    """``[webui]``: where the web UI (a separate process) listens."""
+
+    listen: str = "127.0.0.1"
+    port: int = 8080
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole settings file.  *base_dir* is the config file's directory."""
@@ -403,6 +442,9 @@ class Config:
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     lines: tuple[LineConfig, ...] = ()
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
+    calls: CallsSettings = field(default_factory=CallsSettings)
+    leds: LedSettings = field(default_factory=LedSettings)
+    webui: WebUiSettings = field(default_factory=WebUiSettings)
 
     @property
     def data_dir(self) -> Path:
@@ -964,6 +1006,73 @@ def _parse_simulation(
     return settings
 
 
+def _parse_calls(t: _Table) -> CallsSettings:
+    d = CallsSettings()
+    method = t.choice(
+        "default_outgoing_method", d.default_outgoing_method, get_args(OutgoingMethod)
+    )
+    t.check_unknown(["default_outgoing_method"])
+    return CallsSettings(default_outgoing_method=cast(OutgoingMethod, method))
+
+
+_GPIO_EXPECTED = f"a GPIO pin number (BCM) between 0 and {GPIO_MAX}"
+
+
+def _gpio(value: Any) -> int | None:
+    return value if _is_int(value) and 0 <= value <= GPIO_MAX else None
+
+
+def _parse_leds(t: _Table) -> LedSettings:
+    d = LedSettings()
+    pins: dict[str, int | None] = {
+        name: t.get(name, None, _gpio, _GPIO_EXPECTED) for name in LED_NAMES
+    }
+    rgb: tuple[int, int, int] | None = None
+    raw = t.raw("rgb")
+    if raw is not None:
+        if not (isinstance(raw, list) and len(raw) == 3):
+            t.error("rgb", f"must be an array of 3 GPIO pins [red, green, blue], got {_show(raw)}")
+        else:
+            good = [_gpio(v) for v in raw]
+            for i, (value, pin) in enumerate(zip(raw, good, strict=True)):
+                if pin is None:
+                    t.error(f"rgb[{i}]", f"must be {_GPIO_EXPECTED}, got {_show(value)}")
+            if None not in good:
+                rgb = (raw[0], raw[1], raw[2])
+    # One pin drives one LED: a second use is a wiring mistake, named at both fields.
+    used: dict[int, str] = {}
+    keys = [*pins.items(), *((f"rgb[{i}]", pin) for i, pin in enumerate(rgb or ()))]
+    for key, pin in keys:
+        if pin is None:
+            continue
+        if pin in used:
+            t.error(key, f"GPIO {pin} is already used by {used[pin]}")
+        else:
+            used[pin] = t.where(key)
+    result = LedSettings(
+        line=pins["line"],
+        telegram=pins["telegram"],
+        ringing=pins["ringing"],
+        call=pins["call"],
+        missed=pins["missed"],
+        error=pins["error"],
+        rgb=rgb,
+        active_high=t.boolean("active_high", d.active_high),
+    )
+    t.check_unknown([*LED_NAMES, "rgb", "active_high"])
+    return result
+
+
+def _parse_webui(t: _Table) -> WebUiSettings:
+    d = WebUiSettings()
+    result = WebUiSettings(
+        listen=_ip_address(t, "listen", d.listen, allow_empty=False),
+        port=t.integer("port", d.port, 1, 65535),
+    )
+    t.check_unknown(["listen", "port"])
+    return result
+
+
 _DIALING_KEYS = (
     "country_code",
     "national_prefix",
@@ -1212,7 +1321,10 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
     simulation = _parse_simulation(
         _subtable(top, "simulation", problems), Path(base_dir), list(names), problems
     )
-    top.check_unknown(["gateway", "sip", "media", "echo", "telegram", "lines", "simulation"])
+    calls = _parse_calls(_subtable(top, "calls", problems))
+    leds = _parse_leds(_subtable(top, "leds", problems))
+    webui = _parse_webui(_subtable(top, "webui", problems))
+    top.check_unknown(_TOP_KEYS)
     if problems:
         raise ConfigInvalid(problems)
     return Config(
@@ -1224,7 +1336,24 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
         telegram=telegram,
         lines=tuple(lines),
         simulation=simulation,
+        calls=calls,
+        leds=leds,
+        webui=webui,
     )
+
+
+_TOP_KEYS = (
+    "gateway",
+    "sip",
+    "media",
+    "echo",
+    "telegram",
+    "lines",
+    "simulation",
+    "calls",
+    "leds",
+    "webui",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1325,9 +1454,23 @@ def config_to_dict(config: Config) -> dict[str, Any]:
             "allow": [_network_text(n) for n in config.echo.allow],
         },
         "telegram": _telegram_to_dict(config.telegram),
+        "calls": {"default_outgoing_method": config.calls.default_outgoing_method},
+        "leds": _leds_to_dict(config.leds),
+        "webui": {"listen": config.webui.listen, "port": config.webui.port},
         "lines": [_line_to_dict(line) for line in config.lines],
         **_simulation_to_dict(config.simulation),
     }
+
+
+def _leds_to_dict(leds: LedSettings) -> dict[str, Any]:
+    """Only the fitted LEDs: TOML cannot write "none", an absent key says it."""
+    out: dict[str, Any] = {
+        name: getattr(leds, name) for name in LED_NAMES if getattr(leds, name) is not None
+    }
+    if leds.rgb is not None:
+        out["rgb"] = list(leds.rgb)
+    out["active_high"] = leds.active_high
+    return out
 
 
 def _simulation_to_dict(simulation: SimulationSettings) -> dict[str, Any]:
@@ -1499,6 +1642,24 @@ ring_timeout = 45         # seconds a member's Telegram rings before the call co
 # [telegram.server]
 # address = "127.0.0.1:44300"
 # public_key = "simcloud.pem"   # its RSA public key; relative to this file's directory
+
+[calls]
+default_outgoing_method = "invite"  # a newly linked member calls out by: invite | callback
+
+[leds]
+# BCM GPIO pin (0..27) of each status LED; leave a key out when that LED is not fitted.
+# line = 17                 # lines registered (blinks: registering or failed)
+# telegram = 27             # the Telegram account is connected
+# ringing = 22              # a call is ringing
+# call = 23                 # a call is in progress
+# missed = 24               # a missed call is waiting
+# error = 25                # something needs attention
+# rgb = [5, 6, 13]          # one RGB LED for cases with a single light: red, green, blue
+active_high = true        # false when the pin sinks the LED's current (on = low)
+
+[webui]
+listen = "127.0.0.1"      # the web UI's address; "0.0.0.0" to serve the LAN
+port = 8080
 
 # Lines: add one [[lines]] table per line.  Examples:
 #

@@ -19,6 +19,12 @@ password) is replaced by ``***`` wherever it shows up: message, arguments,
 fields, exception text.  Redaction happens twice: in a filter on our handler
 (so the record itself is cleaned before any formatter sees it) and again on the
 formatted output (so nothing a formatter adds can reintroduce a secret).
+
+The last 1000 records are also kept in memory (:class:`RecentLogs`, redacted
+the same way) for the web UI's System page (control method ``logs.recent``).
+:func:`setup_logging` attaches that buffer to the root logger; a gateway
+started in process without it (tests) attaches one to the ``gateway`` logger
+(:func:`install_recent_logs`), so it holds what that logger lets through.
 """
 
 from __future__ import annotations
@@ -28,19 +34,26 @@ import logging
 import re
 import sys
 import time
+from collections import deque
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 __all__ = [
     "LEVELS",
     "FORMATS",
     "JsonFormatter",
+    "LogEntry",
+    "RecentLogs",
     "RedactFilter",
     "TextFormatter",
     "clear_secrets",
+    "install_recent_logs",
     "kv",
+    "recent_logs",
     "redact",
     "register_secret",
+    "remove_recent_logs",
     "setup_logging",
 ]
 
@@ -220,6 +233,93 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(obj, ensure_ascii=False, default=str)
 
 
+RECENT_MAX = 1000  # records kept by RecentLogs
+RECENT_TEXT_MAX = 8192  # characters kept of one record (a SIP message at debug is 1-2 KB)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One record as ``logs.recent`` returns it; *time* is Unix seconds."""
+
+    time: float
+    level: str  # debug | info | warning | error | critical
+    logger: str
+    message: str  # the message, its fields as key=value, and any traceback
+
+
+class RecentLogs(logging.Handler):
+    """The last *maxlen* records in memory, newest last.
+
+    Records pass :class:`RedactFilter` and the text is redacted again, as in
+    the stderr handler, so the buffer never holds a registered secret.
+    """
+
+    def __init__(self, maxlen: int = RECENT_MAX) -> None:
+        super().__init__(logging.NOTSET)
+        self.addFilter(RedactFilter())
+        self._entries: deque[tuple[int, LogEntry]] = deque(maxlen=maxlen)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            parts = [record.getMessage()]
+            parts += [f"{k}={_text_value(v)}" for k, v in _fields_of(record).items()]
+            text = " ".join(parts)
+            if record.exc_text:
+                text += "\n" + record.exc_text
+            if record.stack_info:
+                text += "\n" + record.stack_info
+            text = redact(text)
+            if len(text) > RECENT_TEXT_MAX:
+                text = text[: RECENT_TEXT_MAX - 1] + "…"
+            entry = LogEntry(record.created, record.levelname.lower(), record.name, text)
+            self._entries.append((record.levelno, entry))
+        except Exception:
+            self.handleError(record)
+
+    def entries(self, limit: int = 200, level: str | int = logging.DEBUG) -> list[LogEntry]:
+        """The newest *limit* records at *level* or above, oldest first."""
+        minimum = LEVELS[level] if isinstance(level, str) else level
+        self.acquire()  # emit() may run in another thread (it holds the same lock)
+        try:
+            snapshot = list(self._entries)
+        finally:
+            self.release()
+        picked = [entry for levelno, entry in snapshot if levelno >= minimum]
+        return picked[-limit:] if limit > 0 else []
+
+
+_recent: tuple[RecentLogs, logging.Logger] | None = None
+
+
+def recent_logs() -> RecentLogs | None:
+    """The process's :class:`RecentLogs`, if one is attached to a logger."""
+    if _recent is None or _recent[0] not in _recent[1].handlers:
+        return None
+    return _recent[0]
+
+
+def install_recent_logs(logger: logging.Logger | None = None) -> RecentLogs:
+    """Attach a :class:`RecentLogs` to *logger* (default: the root logger) unless
+    one is already attached somewhere; returns the attached one."""
+    global _recent
+    current = recent_logs()
+    if current is not None:
+        return current
+    target = logger if logger is not None else logging.getLogger()
+    handler = RecentLogs()
+    target.addHandler(handler)
+    _recent = (handler, target)
+    return handler
+
+
+def remove_recent_logs(handler: RecentLogs) -> None:
+    """Detach *handler* (installed by :func:`install_recent_logs`)."""
+    global _recent
+    if _recent is not None and _recent[0] is handler:
+        _recent[1].removeHandler(handler)
+        _recent = None
+
+
 _installed: logging.Handler | None = None
 
 
@@ -231,6 +331,8 @@ def setup_logging(
     **Arguments**: *level* is ``"debug"``, ``"info"``, ``"warning"``, ``"error"``
     or a :mod:`logging` number; *fmt* is ``"text"`` or ``"json"``.  Calling it
     again replaces the handler installed by the previous call.
+
+    The in-memory :class:`RecentLogs` is attached to the root logger too (once).
 
     **Returns** the installed handler.  **Raises** :class:`ValueError` on an
     unknown level or format.
@@ -251,4 +353,5 @@ def setup_logging(
     root.addHandler(handler)
     root.setLevel(level)
     _installed = handler
+    install_recent_logs()  # kept across calls: the records of the first call stay
     return handler

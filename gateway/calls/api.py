@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from gateway.admin_system import system_methods
+from gateway.admin_telegram import telegram_methods
 from gateway.control import ControlError, Handler, Params, store_methods
 from gateway.store import NotFound
 from gateway.telegram.messages import Member
@@ -93,4 +95,6 @@ def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
             "members.check_privacy": members_check_privacy,
         }
     )
+    methods.update(system_methods(gateway))
+    methods.update(telegram_methods(gateway))
     return methods

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gateway.store import InvitationRecord, MemberRecord, Store
+from gateway.store import InvitationRecord, MemberRecord, OutgoingMethod, Store
 from gateway.telegram.errors import describe
 from gateway.telegram.messages import (
     Button,
@@ -107,6 +107,7 @@ class Onboarding:
         clock: Callable[[], float] = time.time,
         validity: float = VALIDITY,
         household: Callable[[], str] | None = None,
+        outgoing_method: Callable[[], OutgoingMethod] = lambda: "invite",
     ) -> None:
         if not validity > 0:
             raise ValueError(f"validity must be a positive number of seconds, got {validity!r}")
@@ -119,6 +120,8 @@ class Onboarding:
         self.clock = clock
         self._validity = validity
         self._household = household
+        # calls.default_outgoing_method, read at each link (the settings may be reloaded).
+        self._outgoing_method = outgoing_method
         self.on_linked: list[Callable[[MemberRecord], None]] = []
 
     # -- the owner's side ------------------------------------------------------------
@@ -302,6 +305,10 @@ class Onboarding:
                 self.store.update_member(record.id, lines=before.lines)
             _, why = self._lookup(token, member)
             return None, why or "used"
+        method = self._outgoing_method()
+        if before is None and record.outgoing_method != method:
+            # A new member starts with the configured method; one linked again keeps theirs.
+            record = self.store.update_member(record.id, outgoing_method=method)
         log.info(
             "onboarding: invitation %d received by member %d (%s)",
             invitation.id,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.calls.outgoing import Request
     from gateway.calls.secondline import Transfer
+    from gateway.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,22 @@ class Switchboard:
         self.store = gateway.store
         self.telegram = gateway.telegram
         self.clock = gateway.clock
-        self.plans: dict[str, DialPlan] = {
-            line.name: DialPlan.from_line(line) for line in gateway.config.lines
-        }
-        self._no_answer = {line.name: line.no_answer for line in gateway.config.lines}
-        self.ring_timeout = float(gateway.config.telegram.ring_timeout)
+        self.plans: dict[str, DialPlan] = {}
+        self._no_answer: dict[str, str] = {}
+        self.ring_timeout = 0.0
+        self.configure(gateway.config)
         self.r = Registry()
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def configure(self, config: Config) -> None:
+        """Take the lines' dial plans, no-answer replies and the ring time from *config*.
+
+        At start, and again when the settings are reloaded: calls already
+        ringing keep their deadline, numbers dialled from now on follow the new plans.
+        """
+        self.plans = {line.name: DialPlan.from_line(line) for line in config.lines}
+        self._no_answer = {line.name: line.no_answer for line in config.lines}
+        self.ring_timeout = float(config.telegram.ring_timeout)
 
     def on_refer(self, conv: Conversation, party: Party, user: str) -> bool:
         """A party asks to transfer the member elsewhere (REFER); see SecondLineCalls."""

@@ -59,10 +59,33 @@ class Registrar:
     ) -> None:
         self.accounts = {a.username: a for a in accounts}
         self.user_agent = user_agent
+        self._key = secrets.token_bytes(32)
         # The order is the preference (RFC 8760 §2.4); see AtaLineConfig.auth_algorithms.
-        self.digest = DigestServer(realm, secrets.token_bytes(32), algorithms=algorithms)
+        self.digest = DigestServer(realm, self._key, algorithms=algorithms)
         self.bindings: dict[str, Binding] = {}
         self.clock = clock
+
+    def set_accounts(self, accounts: list[AtaAccount], algorithms: tuple[str, ...]) -> None:
+        """Serve *accounts* from now on (the settings were reloaded).
+
+        A binding stays when its line keeps its username (the device need not
+        register again) and is pointed at the account's line context, which may
+        be new; the others are dropped.  Nonces already sent stay valid.
+        """
+        before = {a.line.name: a.username for a in self.accounts.values()}
+        self.accounts = {a.username: a for a in accounts}
+        after = {a.line.name: a.username for a in accounts}
+        for name in list(self.bindings):
+            if after.get(name) is None or after.get(name) != before.get(name):
+                del self.bindings[name]
+                log.info("line %s: ATA binding dropped (the line changed)", name)
+        # Same key: nonces stay ours.  A new server only when the algorithms
+        # changed, since it forgets the nc values seen (replay protection).
+        candidate = DigestServer(self.digest.realm, self._key, algorithms=algorithms)
+        if candidate.algorithms != self.digest.algorithms:
+            self.digest = candidate
+        for account in accounts:
+            self._apply(account)
 
     # -- REGISTER ----------------------------------------------------------------
 

@@ -377,6 +377,24 @@ class UserAgent:
                 return line
         return None
 
+    def _known_dialog(self, request: SipRequest, host: str) -> bool:
+        """An in-dialog request from the party of a call in progress.
+
+        A call keeps the line it started on; after the settings were reloaded
+        that line may be gone from :attr:`lines` (or replaced), yet its party
+        must still be able to hang up or re-INVITE.
+        """
+        try:
+            tag = request.to_addr.tag
+            call = self._dialogs.get((request.call_id, tag)) if tag else None
+        except SipParseError:
+            return False
+        if call is None:
+            return False
+        if isinstance(call, IncomingCall) and call.source[0] == host:
+            return True
+        return host in call.line.sources
+
     def _screen(self, message: SipRequest | SipResponse, source: HostPort) -> bool:
         host = source[0]
         if not self.rate.allow(host, self._loop.time()):
@@ -386,6 +404,8 @@ class UserAgent:
         if self.scanners.is_scanner(message.headers.get("User-Agent")):
             return False
         if self._line_for_source(host) is not None or host in self.echo_sources:
+            return True
+        if self._known_dialog(message, host):
             return True
         # Unknown sources may only try to authenticate (the ATA registrar's digest).
         return self.on_register is not None and message.method in (

@@ -233,6 +233,8 @@ class CompanionBot(TelegramConnection):
         # Set once an updateBotInlineSend arrived: inline feedback is on, so an
         # edit may wait a moment for the id of a message just sent.
         self.feedback_seen = False
+        # The bot's inline placeholder; None = inline mode off (/setinline at @BotFather).
+        self.inline_placeholder: str | None = None
         self._handlers_on: Any = None
         self.on_client(self._add_handlers)
 
@@ -253,6 +255,11 @@ class CompanionBot(TelegramConnection):
         """The bot's @username (without @), once signed in; ``""`` before."""
         return self.user.username if self.user else ""
 
+    @property
+    def inline(self) -> bool:
+        """True when the bot's inline mode is on (needed to send buttons), once signed in."""
+        return self.inline_placeholder is not None
+
     def listen(self, listener: Listener[BotEvent]) -> Callable[[], None]:
         """Hear every :class:`BotPress` and :class:`BotCommand`; returns the unsubscribe."""
         return self._bot_listeners.add(listener)
@@ -266,6 +273,7 @@ class CompanionBot(TelegramConnection):
             raise tg.AuthKeyNotFound()
         if me is None:
             me = await client.sign_in(bot_token=self._token.reveal())
+        self.inline_placeholder = getattr(me, "bot_inline_placeholder", None)
         self._user = AccountUser.from_user(me)
         self._online_state = ConnectionState.CONNECTED
 

@@ -252,8 +252,9 @@ class Messenger:
         self._bot_peer: tuple[str, Any] | None = None
         self._members: OrderedDict[int, Member] = OrderedDict()  # recent senders
         self._unhook: list[Callable[[], None]] = []
+        self._unhook_bot: Callable[[], None] | None = None
         if bot is not None:
-            bot.gateway_user_id = lambda: self.account.user.user_id if self.account.user else None
+            self._trust(bot)
 
     # -- life ------------------------------------------------------------------------
 
@@ -263,12 +264,32 @@ class Messenger:
             return
         self._unhook.append(self.account.on_client(self._add_handlers))
         if self.bot is not None:
-            self._unhook.append(self.bot.listen(self._on_bot_event))
+            self._unhook_bot = self.bot.listen(self._on_bot_event)
 
     def stop(self) -> None:
         for undo in self._unhook:
             undo()
         self._unhook.clear()
+        if self._unhook_bot is not None:
+            self._unhook_bot()
+            self._unhook_bot = None
+
+    def use_bot(self, bot: CompanionBot | None) -> None:
+        """Send buttons through *bot* and hear its presses from now on (a new bot token)."""
+        started = bool(self._unhook)
+        if self._unhook_bot is not None:
+            self._unhook_bot()
+            self._unhook_bot = None
+        self.bot = bot
+        self._bot_peer = None  # the old bot's peer is no use for the new one
+        if bot is not None:
+            self._trust(bot)
+            if started:
+                self._unhook_bot = bot.listen(self._on_bot_event)
+
+    def _trust(self, bot: CompanionBot) -> None:
+        # The bot answers inline queries from the gateway account only.
+        bot.gateway_user_id = lambda: self.account.user.user_id if self.account.user else None
 
     @property
     def bot_ready(self) -> bool:

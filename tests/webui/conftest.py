@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import waitress
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from waitress import wasyncore
 
 from gateway.app import Gateway
 from tests.e2e.scene import Scene, eventually
@@ -55,22 +56,30 @@ class WebServer:
     app: Any = None
     server: Any = None
     thread: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> str:
         # A new app gives the (module-level) login limiter new, empty counters.
         self.app = create_app(self.settings_file)
         self.server = waitress.create_server(self.app, host="127.0.0.1", port=0, threads=8)
-        self.thread = threading.Thread(target=self.server.run, name="webui", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="webui", daemon=True)
         self.thread.start()
         return self.url
+
+    def _serve(self) -> None:
+        # waitress's own run() loops until its sockets vanish under it (a noisy EBADF when
+        # closed from another thread); this loop stops on a flag and closes in its own thread.
+        while not self.stopping.is_set():
+            wasyncore.loop(timeout=0.1, map=self.server._map, use_poll=True, count=1)
+        self.server.close()
+        self.server.task_dispatcher.shutdown()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.effective_port}"
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
+        self.stopping.set()
         if self.thread is not None:
             self.thread.join(5)
 

@@ -100,7 +100,7 @@ class Peers:
     async def gateway_in_process(
         self, config: dict[str, Any], config_path: Path | None = None
     ) -> InProcessGateway:
-        """``gateway.app.Gateway`` in this event loop, started (settings in *config_path* if set)."""
+        """``gateway.app.Gateway`` in this loop, started (its settings in *config_path* if set)."""
         gateway = InProcessGateway(self.directory("gateway"), self.logbook, config, config_path)
         self._own("gateway (in process)", gateway.stop)
         await gateway.start()
