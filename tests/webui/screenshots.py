@@ -61,8 +61,9 @@ async def test_screenshots(household: Household) -> None:
     await household.start([home_line()])
     scene = household.scene
     alice = await scene.member("Alice", answer_delay=0.5)
-    await scene.member("Bob")
+    await scene.member("Bob", answer_delay=60.0)  # rings; Alice takes the call
     _history(household.gw.store)
+    household.web.app.extensions["linegram"].admin.set_wizard_done()
     ata = await scene.ata(tone_pcm(TONE_SIP, 60.0))
     await ata.command("dial", scene.dial_uri())
     await alice.wait_connected(scene.gateway_id(), 15)

@@ -23,14 +23,15 @@ from wtforms.validators import Length
 from gateway.store import NOTE_MAX
 
 OUTGOING = [
-    SelectChoice("invite", "Telegram calls them (they answer the call)"),
-    SelectChoice("callback", "They call the gateway back (their own Telegram call)"),
+    SelectChoice("invite", "Invite (they call the gateway)"),
+    SelectChoice("callback", "Callback (the gateway calls them)"),
 ]
 OUTGOING_NOTES = {
-    "invite": "After the member sends a number, the gateway rings their Telegram; when they"
-    " answer, the number is dialled. Works everywhere.",
-    "callback": "After the member sends a number, they start a Telegram call to the gateway"
-    " account themselves. For phones that hide incoming calls from unknown accounts.",
+    "invite": "After the member sends a number, the gateway answers “call me now”; they call"
+    " the gateway account in Telegram within a minute and the number is dialled. Works even"
+    " where Telegram hides calls from accounts the member has not called.",
+    "callback": "After the member sends a number, the gateway rings their Telegram; when they"
+    " answer, the number is dialled and they get a keypad.",
 }
 
 

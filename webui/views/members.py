@@ -29,7 +29,10 @@ from webui.gateway import ControlError, GatewayDown
 
 bp = Blueprint("members", __name__)
 
-OUTGOING_LABELS = {"invite": "Telegram calls them", "callback": "they call the gateway back"}
+OUTGOING_LABELS = {
+    "invite": "invite: they call the gateway",
+    "callback": "callback: the gateway calls them",
+}
 
 # The reasons of gateway.telegram.privacy.PrivacyVerdict in household words: (badge tone,
 # verdict, what to fix).  The gateway builds the same guidance in check_call_privacy (for a

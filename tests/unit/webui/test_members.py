@@ -146,7 +146,7 @@ def test_members_list_with_verdicts_in_household_words(
     assert "owner" in rows[str(alice.id)] and "@alice" in rows[str(alice.id)]
     assert "can be called" in rows[str(alice.id)]
     assert "home, landline" in rows[str(alice.id)]
-    assert "they call the gateway back" in rows[str(alice.id)]
+    assert "callback: the gateway calls them" in rows[str(alice.id)]
     assert "owner" not in rows[str(bob.id)]
     assert "privacy settings refuse calls" in rows[str(bob.id)]
     assert "Who can call" in rows[str(bob.id)] and "Home Gateway" in rows[str(bob.id)]
