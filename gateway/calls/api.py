@@ -9,47 +9,38 @@ check of a member.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gateway.admin_system import system_methods
 from gateway.admin_telegram import telegram_methods
 from gateway.control import ControlError, Handler, Params, store_methods
-from gateway.store import NotFound
+from gateway.store import NotFound, Store
 from gateway.telegram.messages import Member
 from gateway.telegram.privacy import check_call_privacy
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.calls.onboarding import Onboarding
 
 
-def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
-    store = gateway.store
-    methods = store_methods(store)
-
-    async def status(params: dict[str, Any]) -> Any:
-        Params(params).done()
-        return {
-            "lines": [gateway.line_status(name) for name in gateway.lines],
-            "telegram": gateway.telegram.status(),
-            "calls": gateway.manager.active_calls(),
-            "members": len(store.members()),
-        }
-
-    async def calls_active(params: dict[str, Any]) -> Any:
-        Params(params).done()
-        return gateway.manager.active_calls()
+def invitation_methods(
+    store: Store, onboarding: Onboarding, lines: Callable[[], list[str]]
+) -> dict[str, Handler]:
+    """invitations.create and invitations.revoke (the token exists only in the first answer)."""
 
     async def invitations_create(params: dict[str, Any]) -> Any:
         p = Params(params)
-        lines = p.optional_lines("lines")
+        chosen = p.optional_lines("lines")
         note = p.optional_str("note") or ""
         p.done()
-        if lines is None:
-            lines = list(gateway.lines)
-        unknown = [line for line in lines if line not in gateway.lines]
+        known = lines()
+        if chosen is None:
+            chosen = known
+        unknown = [line for line in chosen if line not in known]
         if unknown:
             raise ValueError(f"lines: no line named {unknown[0]!r}")
-        invitation = gateway.onboarding.invite(lines, note)
+        invitation = onboarding.invite(chosen, note)
         return {
             "id": invitation.record.id,
             "token": invitation.token,
@@ -65,7 +56,28 @@ def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
         p.done()
         if store.invitation(invitation_id) is None:
             raise NotFound(f"no invitation with id {invitation_id}")
-        return {"revoked": gateway.onboarding.revoke(invitation_id)}
+        return {"revoked": onboarding.revoke(invitation_id)}
+
+    return {"invitations.create": invitations_create, "invitations.revoke": invitations_revoke}
+
+
+def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
+    store = gateway.store
+    methods = store_methods(store)
+    methods.update(invitation_methods(store, gateway.onboarding, lambda: list(gateway.lines)))
+
+    async def status(params: dict[str, Any]) -> Any:
+        Params(params).done()
+        return {
+            "lines": [gateway.line_status(name) for name in gateway.lines],
+            "telegram": gateway.telegram.status(),
+            "calls": gateway.manager.active_calls(),
+            "members": len(store.members()),
+        }
+
+    async def calls_active(params: dict[str, Any]) -> Any:
+        Params(params).done()
+        return gateway.manager.active_calls()
 
     async def members_check_privacy(params: dict[str, Any]) -> Any:
         p = Params(params)
@@ -90,8 +102,6 @@ def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
         {
             "status": status,
             "calls.active": calls_active,
-            "invitations.create": invitations_create,
-            "invitations.revoke": invitations_revoke,
             "members.check_privacy": members_check_privacy,
         }
     )

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from simcloud.member import Incoming, SimMember
 from simcloud.server import CloudServer
 from simcloud.state import SimUser
 from simcloud.world import build_cloud
+from tests.telegram.simworld import eventually, eventually_async
 
 pytestmark = [pytest.mark.media, pytest.mark.timeout(150)]
 
@@ -72,7 +73,7 @@ class Setup:
         assert view["step"] == "need_code", view
         view = await self.call("telegram.login.code", code=self.state.last_code(GATEWAY_PHONE))
         assert view["step"] == "logged_in", view
-        await until(lambda: self.gw.telegram.calls is not None, "telegram calls ready")
+        await eventually(lambda: self.gw.telegram.calls is not None, STEP)
 
     async def member(
         self, name: str, phone: str, **behaviour: Any
@@ -100,21 +101,7 @@ class Setup:
             status: dict[str, Any] = await self.call("test_call.status")
             return status if status["state"] in states else None
 
-        return await until(reached, f"test call {states}", within)
-
-
-async def until(check: Callable[[], Any], what: str, within: float = STEP) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if loop.time() >= deadline:
-            raise TimeoutError(f"{what} not reached within {within:g} s")
-        await asyncio.sleep(0.05)
+        return await eventually_async(reached, within)
 
 
 def gateway_log(caplog: pytest.LogCaptureFixture) -> str:

@@ -527,8 +527,8 @@ async def test_rtp_timeout_with_real_clock(ports: PortAllocator) -> None:
         session.configure(MediaParams(peer.address, "PCMA", 8))
         for i in range(10):  # 200 ms of RTP, then silence on the wire
             peer.send(rtp(i, 160 * i, b"\xd5" * 160), session.local_address)
+            last = loop.time()  # the timeout runs from the last packet, not the last sleep
             await asyncio.sleep(0.02)
-        last = loop.time()
         await asyncio.wait_for(fired.wait(), 1.0)
         assert 0.28 <= fired_at[0] - last <= 0.6
         await asyncio.sleep(0.1)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from gateway.calls.api import invitation_methods
 from gateway.calls.onboarding import Onboarding
 from gateway.control import ControlError, ControlServer, Params, store_methods
 from gateway.store import NotFound, Store
@@ -101,35 +102,6 @@ class FakeGateway:
                 "members": len(store.members()),
             }
 
-        async def invitations_create(params: dict[str, Any]) -> Any:
-            # As gateway/calls/api.py does it.
-            p = Params(params)
-            lines = p.optional_lines("lines")
-            note = p.optional_str("note") or ""
-            p.done()
-            if lines is None:
-                lines = list(self.lines)
-            unknown = [line for line in lines if line not in self.lines]
-            if unknown:
-                raise ValueError(f"lines: no line named {unknown[0]!r}")
-            invitation = onboarding.invite(lines, note)
-            return {
-                "id": invitation.record.id,
-                "token": invitation.token,
-                "link": invitation.link,
-                "command": invitation.command,
-                "expires_at": invitation.record.expires_at,
-                "lines": list(invitation.record.lines),
-            }
-
-        async def invitations_revoke(params: dict[str, Any]) -> Any:
-            p = Params(params)
-            invitation_id = p.integer("id")
-            p.done()
-            if store.invitation(invitation_id) is None:
-                raise NotFound(f"no invitation with id {invitation_id}")
-            return {"revoked": onboarding.revoke(invitation_id)}
-
         async def check_privacy(params: dict[str, Any]) -> Any:
             p = Params(params)
             member_id = p.integer("id")
@@ -157,13 +129,13 @@ class FakeGateway:
         methods.update(
             {
                 "status": status,
-                "invitations.create": invitations_create,
-                "invitations.revoke": invitations_revoke,
                 "members.check_privacy": check_privacy,
                 "logs.recent": logs_recent,
                 "gateway.restart": restart,
             }
         )
+        # The gateway's own invitation methods, on the real Onboarding.
+        methods.update(invitation_methods(store, onboarding, lambda: list(self.lines)))
         # Every request is noted (method, params) for the tests to check.
         for name, handler in list(methods.items()):
             methods[name] = self._noting(name, handler)

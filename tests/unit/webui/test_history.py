@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html import unescape
-from pathlib import Path
-
-import pytest
 
 from gateway.store import Store
-from tests.unit.webui.site_support import Site, make_site
+from tests.unit.webui.site_support import Site
 
 T0 = 1_764_000_000.0  # calls start one minute apart from here
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return make_site(tmp_path)
-
-
-@pytest.fixture
-def db(site: Site) -> Iterator[Store]:
-    store = Store.open(site.app.extensions["linegram"].settings.database)
-    yield store
-    store.close()
 
 
 def fill(db: Store) -> dict[str, int]:

@@ -10,7 +10,6 @@ import sqlite3
 import tarfile
 import time
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,36 +18,20 @@ import pytest
 from gateway.config import load_config
 from gateway.control import ControlError
 from gateway.store import Store
+from tests.unit.webui import site_support
 from tests.unit.webui.gateway_support import FakeGateway
 from tests.unit.webui.site_support import Site, make_site
 
 API_HASH = "0123456789abcdef0123456789abcdef"
 BOT_TOKEN = "123456789:AAbbCCddEEffGGhhIIjjKKllMMnnOOppQQ"
 SESSION_MARK = "SESSION-AUTH-KEY-0xDEADBEEF"
-SETTINGS = f"""\
-[gateway]
-data_dir = "data"
-
-[telegram]
-api_id = 12345
-api_hash = "{API_HASH}"
-bot_token = "{BOT_TOKEN}"
-
-[[lines]]
-name = "home"
-kind = "provider"
-registrar = "sip.example.net"
-username = "4930123456"
-password = "provider-secret-1"
-country_code = "49"
-
-[[lines]]
-name = "landline"
-kind = "ata"
-username = "ata"
-password = "ata-secret-2"
-allow = ["192.168.1.20"]
-"""
+# The page tests' settings, plus a Telegram app and bot whose secrets a backup must drop.
+SETTINGS = site_support.SETTINGS.replace(
+    "\n[[lines]]",
+    f'\n[telegram]\napi_id = 12345\napi_hash = "{API_HASH}"\nbot_token = "{BOT_TOKEN}"\n'
+    "\n[[lines]]",
+    1,
+)
 SECRETS = (API_HASH, BOT_TOKEN, "provider-secret-1", "ata-secret-2", SESSION_MARK, "argon2")
 
 
@@ -63,21 +46,6 @@ def site(tmp_path: Path) -> Site:
             conn.execute("INSERT INTO sessions VALUES (?)", (f"{SESSION_MARK} {path.name}",))
         conn.close()
     return site
-
-
-@pytest.fixture
-def db(site: Site) -> Iterator[Store]:
-    store = Store.open(site.app.extensions["linegram"].settings.database)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def gateway(site: Site, db: Store) -> Iterator[FakeGateway]:
-    settings = site.app.extensions["linegram"].settings
-    fake = FakeGateway(settings.control_socket, settings.database).start()
-    yield fake
-    fake.stop()
 
 
 def data_dir(site: Site) -> Path:
