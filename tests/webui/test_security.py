@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.async_api import expect
 
 from tests.e2e.scene import home_line
 from tests.interop.peers.gateway import ATA_PASSWORD
 from tests.webui.conftest import ADMIN_PASSWORD, Household
+
+ASSET = re.compile(r'<(?:script|img|link)\b[^>]*?\b(?:src|href)="([^"]*)"')
 
 
 async def test_login_locks_out_after_five_wrong_passwords(household: Household) -> None:
@@ -47,6 +51,10 @@ async def test_a_form_without_its_csrf_token_is_rejected_and_changes_nothing(
     assert status == 400
     await page.goto(household.url + "/")
     assert "/login" not in page.url  # still logged in: nothing happened
+    # The session cookie a script cannot read and no other site can send.
+    (cookie,) = await page.context.cookies()
+    assert cookie["name"] == "linegram_session"
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
 
 
 async def test_no_secret_appears_in_any_page(household: Household) -> None:
@@ -63,3 +71,6 @@ async def test_no_secret_appears_in_any_page(household: Household) -> None:
     for href, html in pages.items():
         for secret in secrets:
             assert secret not in html, f"a secret is in the HTML of {href}"
+        # Scripts, styles and images come from the box itself (it may be offline).
+        assets = ASSET.findall(html)
+        assert assets and all(url.startswith("/") for url in assets), (href, assets)
