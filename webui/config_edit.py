@@ -25,7 +25,7 @@ from webui.context import web
 from webui.gateway import ControlError, GatewayDown
 
 # waitress serves several requests at once: one read-modify-write of the file at a time.
-_lock = threading.Lock()
+WRITING = threading.Lock()
 
 _PROBLEM = re.compile(r"(?P<key>[^:\s]+): (?P<message>.*)", re.DOTALL)
 
@@ -38,7 +38,7 @@ def load() -> Config:
 @contextmanager
 def editing() -> Iterator[Config]:
     """The current settings, held against other writers of this web UI until the block ends."""
-    with _lock:
+    with WRITING:
         yield load()
 
 

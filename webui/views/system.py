@@ -135,7 +135,7 @@ def restore() -> BaseResponse | tuple[str, int]:
     try:
         # No settings page writes the file meanwhile.  Not config_edit.editing(): that loads
         # the current file first, and a broken one is what a restore may be for.
-        with config_edit._lock:
+        with config_edit.WRITING:
             plan = backup.read_backup(upload.stream, settings)
             try:
                 restored = backup.apply_restore(plan, settings, web().admin.path)
