@@ -12,7 +12,6 @@ import pytest
 
 from gateway.config import (
     CallsSettings,
-    ConfigInvalid,
     LedSettings,
     WebUiSettings,
     config_to_dict,
@@ -22,20 +21,7 @@ from gateway.config import (
     parse_config,
     save_config,
 )
-
-BASE = Path("/srv/linegram")
-
-
-def problems(data: dict[str, Any]) -> list[str]:
-    with pytest.raises(ConfigInvalid) as info:
-        parse_config(data, base_dir=BASE)
-    return list(info.value.problems)
-
-
-def one_problem(data: dict[str, Any]) -> str:
-    found = problems(data)
-    assert len(found) == 1, found
-    return found[0]
+from tests.unit.test_config import BASE, one_problem, problems
 
 
 def test_defaults() -> None:
