@@ -14,6 +14,8 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 PIP_VERSION := 25.3
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE := build/image/linegram-$(VERSION)-arm64.img.xz
 VENV := .venv
 VENV313 := .venv313
 CONFIG := var/linegram.toml
@@ -22,12 +24,13 @@ TG_BENCH_ARGS ?=
 CALLS_BENCH_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e webui screenshots bench test clean $(VENV) $(VENV313)
+.PHONY: help deps run demo lint unit unit313 interop telegram telegram313 e2e webui hardware appliance image image-test screenshots bench test clean $(VENV) $(VENV313)
 
 help:
 	@echo "make run       start the gateway with $(CONFIG) (created with defaults if missing)"
 	echo "make demo      the gateway on a simulated Telegram: a SIP call rings scripted members"
 	echo "make test      deps + lint + unit + unit313 + interop + telegram + telegram313 + e2e + webui"
+	echo "               + hardware + appliance + image + image-test"
 	echo "make deps      install the missing Debian packages of tools/debian-packages.txt"
 	echo "make lint      ruff check, ruff format --check, mypy --strict"
 	echo "make unit      unit tests on Python 3.11     make unit313   the same on Python 3.13"
@@ -36,6 +39,10 @@ help:
 	echo "make telegram313  the same on Python 3.13"
 	echo "make e2e       calls end to end: SIP peers + simulated members with real media (netns)"
 	echo "make webui     the web UI in Debian's Chromium against a real gateway (netns)"
+	echo "make hardware  LEDs, button and the local handset (gpiozero mock pins, ALSA file plugin)"
+	echo "make appliance the systemd units (systemd-analyze verify) and the first-boot script"
+	echo "make image     build/image/linegram-$(VERSION)-arm64.img.xz for the Raspberry Pi (root)"
+	echo "make image-test  boot that image twice in qemu-system-aarch64 and check the appliance"
 	echo "make screenshots  docs/screenshots/: the main pages at desktop and phone width"
 	echo "make bench     benchmarks (bench/run.py, telegram.py, calls.py)     make clean     remove venvs and caches"
 
@@ -43,13 +50,11 @@ deps:
 	@tools/ensure-debian-packages.sh
 
 # A virtualenv for Python $(1) in directory $(2); rebuilt when pyproject.toml changes.
-# On a fresh Debian the "run" packages (python3.11, python3.11-venv) are installed first.
+# The "run" Debian packages come first: python3.11 and its venv module, and what pyalsaaudio
+# (an sdist with a C extension) builds with (gcc, Python headers, libasound2-dev).
 define make-venv
-	@py="$$(tools/find-python.sh $(1))"
-	if [ -z "$$py" ] || ! "$$py" -c 'import ensurepip, venv' 2>/dev/null; then
-	    [ "$(1)" = 3.11 ] && tools/ensure-debian-packages.sh run
-	    py="$$(tools/find-python.sh $(1))"
-	fi
+	@tools/ensure-debian-packages.sh run
+	py="$$(tools/find-python.sh $(1))"
 	if [ -z "$$py" ]; then echo "python$(1) not found" >&2; exit 1; fi
 	if ! $(2)/bin/python -c 'import sys; assert "%d.%d" % sys.version_info[:2] == "$(1)"' 2>/dev/null; then
 	    echo "Creating $(2) with $$py"
@@ -125,6 +130,24 @@ e2e: deps $(VENV)
 webui: deps $(VENV)
 	tools/in-netns.sh $(VENV)/bin/pytest tests/webui -q
 
+# LEDs and button on gpiozero's mock pins, the local handset on ALSA's file plugin, through calls
+# with real SIP peers and simulated members (netns).
+hardware: deps $(VENV)
+	tools/in-netns.sh $(VENV)/bin/pytest tests/hardware -q
+
+# The systemd units (systemd-analyze verify), sd_notify, the first-boot script on a directory tree.
+appliance: deps $(VENV)
+	$(VENV)/bin/pytest tests/appliance -q
+
+# The Raspberry Pi image (Debian bookworm arm64): see image/build.sh.  Needs root.
+image: deps $(VENV)
+	image/build.sh
+
+# Boots $(IMAGE) in QEMU (built first when missing): see image/boot_test.py.
+image-test: deps $(VENV)
+	@if [ ! -f $(IMAGE) ]; then $(MAKE) image; fi
+	$(VENV)/bin/python image/boot_test.py $(IMAGE)
+
 # docs/screenshots/*.png: the main pages at desktop and phone width (shown in the README).
 screenshots: deps $(VENV)
 	tools/in-netns.sh $(VENV)/bin/pytest tests/webui/screenshots.py -q
@@ -148,9 +171,12 @@ bench: deps $(VENV)
 # Runs every step even after a failure, so one run shows everything that is broken.
 test:
 	@results=(); failed=0
-	for step in deps lint unit unit313 interop telegram telegram313 e2e webui; do
+	for step in deps lint unit unit313 interop telegram telegram313 e2e webui hardware appliance image image-test; do
 	    if [ $${step%313} != $$step ] && [ -z "$$(tools/find-python.sh 3.13)" ]; then
 	        $(MAKE) $$step; results+=("$$step skipped"); continue
+	    fi
+	    if [ $$step = image-test ] && [[ " $${results[*]} " == *" image FAILED "* ]]; then
+	        results+=("image-test not run (no image)"); continue
 	    fi
 	    if $(MAKE) $$step; then results+=("$$step ok"); else results+=("$$step FAILED"); failed=1; fi
 	done

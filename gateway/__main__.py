@@ -34,6 +34,7 @@ from gateway.config import (
     write_atomic,
 )
 from gateway.logs import setup_logging
+from gateway.service import Notifier
 from gateway.store import Store, StoreError
 
 log = logging.getLogger("gateway")
@@ -69,11 +70,16 @@ async def main(
     store: Store,
     gateway_factory: GatewayFactory | None = None,
     config_path: Path | None = None,
+    notifier: Notifier | None = None,
 ) -> bool:
     """Run the gateway until SIGTERM or SIGINT, then stop it cleanly.
 
+    ``notifier`` tells systemd (gateway/service.py): ready once started, the
+    watchdog fed while the loop turns, reloading or stopping at the end.
+
     **Returns** True when it stopped because a restart was asked for.
     """
+    notifier = notifier if notifier is not None else Notifier()
     gw = (gateway_factory or _gateway_factory())(config, store, config_path)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -89,19 +95,32 @@ async def main(
     for sig in signals:
         loop.add_signal_handler(sig, stopping.set)
     try:
+        notifier.start_watchdog()  # before start(): it may wait on the network
         await gw.start()
+        notifier.ready("running")
         log.info("gateway running; SIGTERM or Ctrl-C stops it")
         await stopping.wait()
         log.info("restarting" if restart else "stopping")
     finally:
+        # A re-exec keeps the PID: systemd sees "reloading" until the new READY=1.
+        if restart:
+            notifier.reloading("restarting")
+        else:
+            notifier.stopping("stopping")
         for sig in signals:
             loop.remove_signal_handler(sig)
-        await gw.stop()
+        try:
+            await gw.stop()
+        finally:
+            await notifier.stop_watchdog()
     return restart
 
 
-def _reexec() -> None:
+def _reexec(notifier: Notifier | None = None) -> None:
     """Replace this process with the same command (``python -m gateway --config ...``)."""
+    if notifier is not None:
+        notifier.ping()  # the new process has a full watchdog period to start its loop
+        notifier.close()
     # orig_argv keeps the interpreter's own options (-m gateway, -X ...) as typed.
     argv = [sys.executable, *sys.orig_argv[1:]]
     for handler in logging.getLogger().handlers:
@@ -208,11 +227,12 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
         _error(str(exc))
         return EXIT_FAILED
     restart = False
+    notifier = Notifier.from_environ()
     try:
         interrupted = store.mark_interrupted(time.time())
         if interrupted:
             log.warning("%d call(s) were cut off by the last shutdown", interrupted)
-        restart = asyncio.run(main(config, store, gateway_factory, path))
+        restart = asyncio.run(main(config, store, gateway_factory, path, notifier))
     except KeyboardInterrupt:  # a second Ctrl-C during stop()
         pass
     except (ConfigError, OSError) as exc:
@@ -223,7 +243,7 @@ def cli(argv: Sequence[str] | None = None, gateway_factory: GatewayFactory | Non
         store.close()
     if restart:
         try:
-            _reexec()
+            _reexec(notifier)
         except OSError as exc:
             _error(f"cannot restart: {exc}")
             return EXIT_FAILED

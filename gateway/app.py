@@ -28,6 +28,8 @@ from gateway.calls.manager import CallManager
 from gateway.calls.onboarding import Onboarding
 from gateway.config import AtaLineConfig, Config, LineConfig, ProviderLineConfig, load_config
 from gateway.control import ControlServer
+from gateway.hardware.handset import Handset
+from gateway.hardware.panel import FrontPanel
 from gateway.logs import LEVELS, RecentLogs, install_recent_logs, recent_logs, remove_recent_logs
 from gateway.media.clock import MediaClock
 from gateway.media.echo import EchoTest
@@ -80,7 +82,17 @@ class ReloadResult:
 _LIVE_LINE_KEYS = ("incoming", "no_answer", "dialing")
 # Read at start only.  telegram.api_id, api_hash and bot_token are left out: the
 # Telegram sign-in and bot methods write them to the file and apply them at once.
-_RESTART_SECTIONS = ("gateway", "sip", "media", "telegram", "simulation", "leds", "webui")
+_RESTART_SECTIONS = (
+    "gateway",
+    "sip",
+    "media",
+    "telegram",
+    "simulation",
+    "leds",
+    "button",
+    "handset",
+    "webui",
+)
 _LIVE_KEYS = {
     "gateway.log_level",
     "telegram.ring_timeout",
@@ -134,9 +146,15 @@ class Gateway:
             check_privacy=lambda member: check_call_privacy(self.telegram.account, member),
             outgoing_method=lambda: self.config.calls.default_outgoing_method,
         )
+        # [handset]: a local ALSA phone that rings with the members (None = not configured).
+        self.handset: Handset | None = (
+            Handset(config.handset, self.clock) if config.handset.device else None
+        )
         self.manager = CallManager(self, self.onboarding)
         # The web UI and the LEDs talk to the gateway through this socket (docs/control-api.md).
         self.control = ControlServer(Path(config.data_dir) / CONTROL_SOCKET, gateway_methods(self))
+        # [leds] and [button]: the status LEDs and the button on the box (off without GPIO).
+        self.panel = FrontPanel(self)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life ------------------------------------------------------------------
@@ -181,6 +199,8 @@ class Gateway:
             if isinstance(line_config, ProviderLineConfig):
                 await self._start_provider(line_config)
         self._spawn(self._housekeeping())
+        if self.handset is not None:
+            self.handset.start()  # a device that cannot be opened is logged, never fatal
         self.manager.start()
         try:
             await self.control.start()
@@ -189,11 +209,15 @@ class Gateway:
         if self.simulation is not None:
             await self.simulation.start()
         await self.telegram.start()
+        self.panel.start()  # the LED self-test runs in a task of its own
         log.info("gateway started with %d line(s)", len(self.lines))
 
     async def stop(self) -> None:
+        await self.panel.stop()
         await self.control.stop()
         await self.manager.stop()
+        if self.handset is not None:
+            self.handset.stop()
         await self.telegram.stop()
         if self.simulation is not None:
             await self.simulation.stop()
@@ -415,6 +439,8 @@ class Gateway:
                 ),
                 simulation=old.simulation,
                 leds=old.leds,
+                button=old.button,
+                handset=old.handset,
                 webui=old.webui,
             )
             applied = await self._apply_lines(old, self.config)

@@ -51,6 +51,7 @@ __all__ = [
     "HostPort",
     "IpNetwork",
     "LedSettings",
+    "ButtonSettings",
     "LineConfig",
     "MediaSettings",
     "ProviderLineConfig",
@@ -421,6 +422,33 @@ class LedSettings:
     rgb: tuple[int, int, int] | None = None  # one RGB LED: red, green, blue pins
     active_high: bool = True  # False: the pin sinks the LED's current (on = low)
 
+    def pins(self) -> dict[int, str]:
+        """Each fitted LED's pin and its key (``leds.line``, ``leds.rgb[0]``)."""
+        keys = [(f"leds.{n}", getattr(self, n)) for n in LED_NAMES]
+        keys += [(f"leds.rgb[{i}]", pin) for i, pin in enumerate(self.rgb or ())]
+        return {pin: key for key, pin in keys if pin is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonSettings:
+    """``[button]``: the push button on the box; ``pin = None`` = no button fitted."""
+
+    pin: int | None = None  # BCM GPIO, not one of [leds]
+    pull_up: bool = True  # True: the button connects the pin to ground
+
+
+HANDSET_NAME = "Home phone"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandsetSettings:
+    """``[handset]``: a local ALSA sound device that rings and takes calls like a member."""
+
+    device: str = ""  # ALSA PCM name (`aplay -L`); "" = no handset
+    name: str = HANDSET_NAME  # how members read it ("answered by Home phone") and the call log
+    lines: tuple[str, ...] = ()  # lines it rings for; empty = every line
+    ring_volume: int = 80  # ring tone level, percent of full scale; 0 = silent
+
 
 @dataclass(frozen=True, kw_only=True)
 class WebUiSettings:
@@ -444,6 +472,8 @@ class Config:
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
     calls: CallsSettings = field(default_factory=CallsSettings)
     leds: LedSettings = field(default_factory=LedSettings)
+    button: ButtonSettings = field(default_factory=ButtonSettings)
+    handset: HandsetSettings = field(default_factory=HandsetSettings)
     webui: WebUiSettings = field(default_factory=WebUiSettings)
 
     @property
@@ -1063,6 +1093,40 @@ def _parse_leds(t: _Table) -> LedSettings:
     return result
 
 
+def _parse_handset(t: _Table, line_names: Sequence[str]) -> HandsetSettings:
+    d = HandsetSettings()
+    device = t.string("device", d.device)
+    if device != device.strip() or any(c in device for c in "\r\n\0"):
+        t.error("device", f"must be an ALSA PCM name without spaces around it, got {_show(device)}")
+    name = t.string("name", d.name)
+    if not name.strip():
+        t.error("name", 'must not be empty (members read it: "answered by <name>")')
+    lines = t.strings("lines", d.lines)
+    for i, line in enumerate(lines):
+        if line not in line_names:
+            known = ", ".join(_show(n) for n in line_names) or "none"
+            t.error(f"lines[{i}]", f"no line is called {_show(line)} (lines: {known})")
+    result = HandsetSettings(
+        device=device.strip(),
+        name=name.strip() or d.name,
+        lines=lines,
+        ring_volume=t.integer("ring_volume", d.ring_volume, 0, 100),
+    )
+    t.check_unknown(["device", "name", "lines", "ring_volume"])
+    return result
+
+
+def _parse_button(t: _Table, leds: LedSettings) -> ButtonSettings:
+    d = ButtonSettings()
+    pin = t.get("pin", None, _gpio, _GPIO_EXPECTED)
+    # The button's pin is an input: an LED's pin cannot be one too.
+    if pin is not None and pin in leds.pins():
+        t.error("pin", f"GPIO {pin} is already used by {leds.pins()[pin]}")
+    result = ButtonSettings(pin=pin, pull_up=t.boolean("pull_up", d.pull_up))
+    t.check_unknown(["pin", "pull_up"])
+    return result
+
+
 def _parse_webui(t: _Table) -> WebUiSettings:
     d = WebUiSettings()
     result = WebUiSettings(
@@ -1323,6 +1387,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
     )
     calls = _parse_calls(_subtable(top, "calls", problems))
     leds = _parse_leds(_subtable(top, "leds", problems))
+    button = _parse_button(_subtable(top, "button", problems), leds)
+    handset = _parse_handset(_subtable(top, "handset", problems), list(names))
     webui = _parse_webui(_subtable(top, "webui", problems))
     top.check_unknown(_TOP_KEYS)
     if problems:
@@ -1338,6 +1404,8 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path) -> Config:
         simulation=simulation,
         calls=calls,
         leds=leds,
+        button=button,
+        handset=handset,
         webui=webui,
     )
 
@@ -1352,6 +1420,8 @@ _TOP_KEYS = (
     "simulation",
     "calls",
     "leds",
+    "button",
+    "handset",
     "webui",
 )
 
@@ -1456,6 +1526,13 @@ def config_to_dict(config: Config) -> dict[str, Any]:
         "telegram": _telegram_to_dict(config.telegram),
         "calls": {"default_outgoing_method": config.calls.default_outgoing_method},
         "leds": _leds_to_dict(config.leds),
+        "button": _button_to_dict(config.button),
+        "handset": {
+            "device": config.handset.device,
+            "name": config.handset.name,
+            "lines": list(config.handset.lines),
+            "ring_volume": config.handset.ring_volume,
+        },
         "webui": {"listen": config.webui.listen, "port": config.webui.port},
         "lines": [_line_to_dict(line) for line in config.lines],
         **_simulation_to_dict(config.simulation),
@@ -1470,6 +1547,13 @@ def _leds_to_dict(leds: LedSettings) -> dict[str, Any]:
     if leds.rgb is not None:
         out["rgb"] = list(leds.rgb)
     out["active_high"] = leds.active_high
+    return out
+
+
+def _button_to_dict(button: ButtonSettings) -> dict[str, Any]:
+    """No ``pin`` key when no button is fitted (TOML has no null)."""
+    out: dict[str, Any] = {"pin": button.pin} if button.pin is not None else {}
+    out["pull_up"] = button.pull_up
     return out
 
 
@@ -1656,6 +1740,18 @@ default_outgoing_method = "invite"  # a newly linked member calls out by: invite
 # error = 25                # something needs attention
 # rgb = [5, 6, 13]          # one RGB LED for cases with a single light: red, green, blue
 active_high = true        # false when the pin sinks the LED's current (on = low)
+
+[button]
+# pin = 16                  # BCM GPIO (0..27) of the push button, not one of [leds]
+pull_up = true            # true: the button connects the pin to ground
+
+[handset]
+# A local phone: a USB speakerphone or headset that rings and takes calls like a member.
+# Its ALSA PCM name from `aplay -L`, e.g. "plughw:CARD=Speakerphone,DEV=0"; "" = none.
+device = ""
+name = "Home phone"       # how members read it ("answered by Home phone") and the call log
+lines = []                # lines it rings for (incoming = "members"); [] = every line
+ring_volume = 80          # ring tone level in percent; 0 = silent
 
 [webui]
 listen = "127.0.0.1"      # the web UI's address; "0.0.0.0" to serve the LAN

@@ -129,6 +129,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE calls ADD COLUMN member_name TEXT NOT NULL DEFAULT '';
     CREATE INDEX calls_by_member ON calls (member_id);
     """,
+    # 3: small named values the gateway keeps (missed_seen_at: the missed-call LED was
+    # cleared then); missed calls by end time, for the count of those not yet seen.
+    """
+    CREATE TABLE markers (
+        name  TEXT PRIMARY KEY,
+        value REAL NOT NULL
+    );
+    CREATE INDEX calls_missed ON calls (ended_at) WHERE outcome = 'missed';
+    """,
 )
 
 
@@ -390,6 +399,34 @@ class Store:
                 (at, at),
             )
             return cur.rowcount
+
+    # ------------------------------------------------------ missed calls waiting
+
+    def missed_seen_at(self) -> float:
+        """When missed calls were last marked as seen (0.0 = never)."""
+        row = self._conn.execute(
+            "SELECT value FROM markers WHERE name = 'missed_seen_at'"
+        ).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def mark_missed_seen(self, at: float) -> None:
+        """Every missed call that ended up to *at* has been seen (the LED goes off)."""
+        _check_time("at", at)
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO markers (name, value) VALUES ('missed_seen_at', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+                (at,),
+            )
+
+    def missed_waiting(self) -> int:
+        """Missed incoming calls that ended after :meth:`missed_seen_at`."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM calls WHERE outcome = 'missed' AND direction = 'in'"
+            " AND ended_at > coalesce("
+            "(SELECT value FROM markers WHERE name = 'missed_seen_at'), -1)"
+        ).fetchone()
+        return int(row[0])
 
     @staticmethod
     def _require(db: sqlite3.Connection, call_id: int) -> None:

@@ -73,7 +73,13 @@ def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
             "telegram": gateway.telegram.status(),
             "calls": gateway.manager.active_calls(),
             "members": len(store.members()),
+            "missed": store.missed_waiting(),  # missed calls not yet seen (the missed LED)
         }
+
+    async def missed_clear(params: dict[str, Any]) -> Any:
+        Params(params).done()
+        store.mark_missed_seen(time.time())
+        return {"missed": store.missed_waiting()}
 
     async def calls_active(params: dict[str, Any]) -> Any:
         Params(params).done()
@@ -103,6 +109,7 @@ def gateway_methods(gateway: Gateway) -> dict[str, Handler]:
             "status": status,
             "calls.active": calls_active,
             "members.check_privacy": members_check_privacy,
+            "missed.clear": missed_clear,
         }
     )
     methods.update(system_methods(gateway))

@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.calls import texts
 from gateway.calls.conversation import Conversation, Party, new_key
 from gateway.calls.dialplan import looks_like_number
+from gateway.calls.handsetcall import HandsetCall
 from gateway.calls.outgoing import OutgoingCalls, Request
 from gateway.calls.ringgroup import RingGroup
 from gateway.calls.secondline import SecondLine, SecondLineCalls
@@ -41,6 +43,7 @@ from gateway.telegram.messages import (
 if TYPE_CHECKING:
     from gateway.app import Gateway
     from gateway.calls.onboarding import Onboarding
+    from gateway.hardware.handset import HandsetLeg
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,8 @@ class CallManager(OutgoingCalls, SecondLineCalls):
             self._unsubscribe()
         for conversation in list(self.r.conversations.values()):
             await self._end_conversation(conversation, "the gateway is stopping")
+        for handset_call in list(self.r.handset_calls):
+            handset_call.hang_up()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -111,6 +116,20 @@ class CallManager(OutgoingCalls, SecondLineCalls):
                         sip.answered_at,
                     )
                 )
+        for talk in self.r.handset_calls:
+            sip = talk.sip
+            out.append(
+                ActiveCall(
+                    "talking",
+                    sip.direction,
+                    sip.line.name,
+                    sip.remote_number,
+                    sip.remote_name,
+                    talk.leg.name,
+                    sip.started_at,
+                    sip.answered_at,
+                )
+            )
         for bridge in self.r.bridges:
             for sip in (bridge.a, bridge.b):
                 if sip.state is not CallState.ENDED:
@@ -135,14 +154,17 @@ class CallManager(OutgoingCalls, SecondLineCalls):
             log.exception("store: cannot read the members of line %s", sip.line.name)
             members = []
         callable_ = [m for m in members if m.access_hash]
-        if not callable_ or self.telegram.calls is None:
+        if self.telegram.calls is None:
+            callable_ = []
+        handset = self._ring_handset(sip)
+        if not callable_ and handset is None:
             status, reason = self.no_answer_status(sip.line.name)
             why = "no member can be called" if members else "the line has no members"
             log.info("incoming call on %s from %s: %s", sip.line.name, sip.remote_number, why)
             self.set_outcome(sip, "missed")
             sip.reject(status, reason)
             return
-        group = RingGroup(self, sip, callable_)
+        group = RingGroup(self, sip, callable_, handset=handset)
         self.r.groups.add(group)
         self.r.keys[group.key] = group
 
@@ -168,6 +190,30 @@ class CallManager(OutgoingCalls, SecondLineCalls):
         conv.add(Party(sip, group.number, group.name, group.line))
         self._log_member(sip, member)
         self.spawn(self._show_call(conv))
+
+    def _ring_handset(self, sip: IncomingCall) -> HandsetLeg | None:
+        """The local handset's leg when it rings for this call's line (None: not here)."""
+        handset = self.gateway.handset
+        if handset is None or not handset.rings_for(sip.line.name):
+            return None
+        return handset.ring(texts.caller(sip.remote_number, sip.remote_name))
+
+    def take_at_handset(self, group: RingGroup, leg: HandsetLeg) -> None:
+        """The local handset answered *group*: answer the SIP call and bridge it there."""
+        sip = group.sip
+        if self.r.keys.get(group.key) is group:
+            del self.r.keys[group.key]  # no member's button reaches this call any more
+        talk = HandsetCall(sip, leg, self.spawn, self.r.handset_calls.discard)
+        if not talk.ended:
+            self.r.handset_calls.add(talk)
+            sip.answer()
+        # The call log has no handset column: no member id, the handset's name.
+        row = self.call_row(sip)
+        if row is not None:
+            try:
+                self.store.call_member(row, None, leg.name)
+            except Exception:
+                log.exception("call log: cannot record the handset on call %s", sip.id)
 
     async def on_event(self, event: InboundEvent) -> None:
         try:
@@ -228,6 +274,10 @@ class CallManager(OutgoingCalls, SecondLineCalls):
             request = self.r.requests.pop(member.telegram_id, None)
             if request is not None:
                 await self._cancel_request(request, "Cancelled.")
+        elif word == "seen":
+            # Missed calls are seen: the missed-call LED on the box goes off.
+            self.store.mark_missed_seen(time.time())
+            await self.reply(member, "Missed calls marked as seen.")
         elif conv is None:
             await self.reply(member, f"/{word} works during a call.")
         elif word == "hangup":

@@ -11,6 +11,11 @@ the manager through :meth:`RingGroup.claim`).  The group ends when
 * the SIP caller gives up (CANCEL): everyone stops ringing, missed call;
 * nobody is left ringing or deciding: the caller gets busy (486) or
   "temporarily unavailable" (480) per the line, members a missed call.
+
+The local handset (``[handset]``, :mod:`gateway.hardware.handset`) rings in
+the group like one more member when the line is attached to it: its
+:class:`~gateway.hardware.handset.HandsetLeg` answers with the button, and
+the SIP call is then bridged to it (:class:`~gateway.calls.handsetcall.HandsetCall`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from gateway.telegram.messages import MessageRef, OutgoingMessage
 
 if TYPE_CHECKING:
     from gateway.calls.manager import CallManager
+    from gateway.hardware.handset import HandsetLeg
     from gateway.store import MemberRecord
 
 log = logging.getLogger(__name__)
@@ -54,6 +60,7 @@ class RingGroup:
     key: str = field(default_factory=new_key)
     rings: list[Ring] = field(default_factory=list)
     winner: MemberRecord | None = None
+    handset: HandsetLeg | None = None  # the local handset ringing too (the manager rang it)
     started_at: float = field(default_factory=time.time)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _claimed: bool = False
@@ -79,6 +86,10 @@ class RingGroup:
         sip.ring()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.manager.ring_timeout
+        expired = False
+        handset = self.handset
+        if handset is not None:
+            handset.on_state = self.poke
         await asyncio.gather(*(self._start(m) for m in self.members))
         while True:
             self._changed.clear()
@@ -91,18 +102,27 @@ class RingGroup:
             if winner is not None:
                 await self._finish(winner)
                 return
-            if all(r.done or (r.tg is not None and r.tg.ended) for r in self.rings):
+            if handset is not None and handset.answered_at is not None and not handset.ended:
+                await self._answer_at_handset(handset)
+                return
+            if all(r.done or (r.tg is not None and r.tg.ended) for r in self.rings) and (
+                handset is None or handset.ended
+            ):
                 await self._finish(None)
                 return
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                # Telegram calls time out by themselves; a second-line offer does not.
+            if remaining <= 0 and not expired:
+                # Telegram calls time out by themselves; a second-line offer and the
+                # handset do not.  From now on only a change wakes the loop.
+                expired = True
                 for ring in self.rings:
                     if ring.offer:
                         ring.done = True
+                if handset is not None:
+                    handset.hangup("no-answer")
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await asyncio.wait_for(self._changed.wait(), None if expired else remaining)
 
     async def _start(self, member: MemberRecord) -> None:
         ring = Ring(member)
@@ -142,7 +162,7 @@ class RingGroup:
             return False
         self._claimed = True
         self.winner = ring.member
-        self.manager.spawn(self._stop_others(ring, answered_by=ring.member))
+        self.manager.spawn(self._stop_others(ring, answered_by=_name(ring.member)))
         self.poke()
         return True
 
@@ -158,7 +178,7 @@ class RingGroup:
         if winner is not None and self.sip.state is not CallState.ENDED:
             assert winner.tg is not None
             self.winner = winner.member
-            await self._stop_others(winner, answered_by=winner.member)
+            await self._stop_others(winner, answered_by=_name(winner.member))
             manager.take_incoming(self, winner.member, winner.tg, winner.message)
             return
         if winner is not None:
@@ -177,14 +197,25 @@ class RingGroup:
                 texts.missed(self.number, self.name, self.line, self.started_at),
             )
 
-    def _why_missed(self) -> str:
-        if not self.rings:
-            return "no members on the line"
-        outcomes = [missed_outcome(r.tg) for r in self.rings]
-        return ", ".join(sorted(set(outcomes)))
+    async def _answer_at_handset(self, handset: HandsetLeg) -> None:
+        """The handset answered: the caller is connected at once, then the others stop."""
+        self.manager.take_at_handset(self, handset)
+        await self._stop_others(handset, answered_by=handset.name)
 
-    async def _stop_others(self, winner: Ring | None, *, answered_by: MemberRecord | None) -> None:
+    def _why_missed(self) -> str:
+        outcomes = sorted({missed_outcome(r.tg) for r in self.rings})
+        if self.handset is not None:
+            outcomes.append(f"{self.handset.name}: {self.handset.outcome or 'no-answer'}")
+        return ", ".join(outcomes) or "no members on the line"
+
+    async def _stop_others(
+        self, winner: Ring | HandsetLeg | None, *, answered_by: str | None
+    ) -> None:
         manager = self.manager
+        handset = self.handset
+        if handset is not None and handset is not winner and not handset.ended:
+            handset.on_state = None
+            handset.hangup("cancelled")
         for ring in self.rings:
             if ring is winner:
                 continue
@@ -193,16 +224,19 @@ class RingGroup:
                 with contextlib.suppress(Exception):
                     await ring.tg.hangup()
             if answered_by is not None and ring.message is not None:
-                name = answered_by.name or "another member"
                 await manager.replace(
                     ring.member,
                     ring.message,
                     OutgoingMessage(
                         f"📞 Call from {texts.caller(self.number, self.name)} on {self.line}"
-                        f" was answered by {name}."
+                        f" was answered by {answered_by}."
                     ),
                 )
             ring.done = True
+
+
+def _name(member: MemberRecord) -> str:
+    return member.name or "another member"
 
 
 def missed_outcome(tg: TelegramCall | None) -> str:

@@ -30,6 +30,7 @@ from gateway.telegram.messages import Member, MessageRef, OutgoingMessage
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
+    from gateway.calls.handsetcall import HandsetCall
     from gateway.calls.outgoing import Request
     from gateway.calls.secondline import Transfer
     from gateway.config import Config
@@ -47,6 +48,7 @@ class Registry:
     requests: dict[int, Request] = field(default_factory=dict)  # invite pending, by telegram id
     bridges: set[SipBridge] = field(default_factory=set)
     transfers: set[Transfer] = field(default_factory=set)
+    handset_calls: set[HandsetCall] = field(default_factory=set)  # the local handset talking
 
 
 class Switchboard:

@@ -41,11 +41,12 @@ def user_version(path: Path) -> int:
 
 
 def test_migrates_empty_database(store: Store, db_path: Path) -> None:
-    assert store.schema_version == len(MIGRATIONS) == 2
+    assert store.schema_version == len(MIGRATIONS) == 3
     assert tables(db_path) == [
         "calls",
         "invitation_lines",
         "invitations",
+        "markers",
         "member_lines",
         "members",
     ]

@@ -369,7 +369,7 @@ def test_migration_from_version_1_keeps_calls(db_path: Path) -> None:
             "SELECT id, remote_number, outcome, duration FROM calls ORDER BY id DESC"
         ).fetchall()
     with Store.open(db_path) as v2:
-        assert v2.schema_version == len(MIGRATIONS) == 2
+        assert v2.schema_version == len(MIGRATIONS) == 3
         after = v2.recent_calls()
         assert [(c.id, c.remote_number, c.outcome, c.duration) for c in after] == before
         assert [(c.member_id, c.member_name) for c in after] == [(None, ""), (None, "")]

@@ -26,6 +26,8 @@ document.addEventListener("DOMContentLoaded", () => {
       return li;
     }));
     if (!view.lines.length) lines.append(text("li", down ? "—" : "No line yet.", "hint"));
+    part("missed").hidden = !view.missed;
+    part("missed-count").textContent = String(view.missed || 0);
     state(part("telegram"), view.telegram);
     state(part("bot"), view.bot);
     const calls = part("calls");

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response as BaseResponse
 
+from gateway.hardware.setupmode import leave_setup_mode, setup_mode_until
 from webui.context import web
 from webui.forms.auth import LoginForm, SetPasswordForm
 from webui.security import LOGIN_LIMIT, LOGIN_LIMIT_ALL, failed_login, limiter
@@ -14,7 +24,7 @@ from webui.security import LOGIN_LIMIT, LOGIN_LIMIT_ALL, failed_login, limiter
 bp = Blueprint("auth", __name__)
 
 # Reachable without a session (besides static files).
-OPEN_ENDPOINTS = {"auth.login", "auth.first_run", "static", "health.health"}
+OPEN_ENDPOINTS = {"auth.login", "auth.first_run", "auth.setup_mode", "static", "health.health"}
 
 
 def logged_in() -> bool:
@@ -83,8 +93,39 @@ def login() -> BaseResponse | tuple[str, int] | str:
             _start_session()
             return redirect(_safe_next(request.args.get("next")))
         form.password.errors = ["Wrong password."]
-        return render_template("auth/login.html", form=form), 401
-    return render_template("auth/login.html", form=form)
+        return _login_page(form), 401
+    return _login_page(form)
+
+
+def _login_page(form: LoginForm, setup: SetPasswordForm | None = None) -> str:
+    """The login form, and the setup-mode form while the box's button allows it."""
+    if setup is None and setup_mode_until(web().settings.data_dir) is not None:
+        setup = SetPasswordForm(prefix="setup", formdata=None)
+    return render_template("auth/login.html", form=form, setup=setup)
+
+
+@bp.route("/login/setup-mode", methods=["POST"])
+def setup_mode() -> BaseResponse | tuple[str, int]:
+    """A new admin password without the old one: the button on the box was held (5 s).
+
+    Once: the setup-mode file is deleted, and every session is logged out.
+    """
+    data_dir = web().settings.data_dir
+    if setup_mode_until(data_dir) is None:
+        flash("Setup mode has ended. Hold the button on the box for 5 seconds to start it again.")
+        return redirect(url_for("auth.login"))
+    setup = SetPasswordForm(prefix="setup")
+    if not setup.validate_on_submit():
+        return _login_page(LoginForm(formdata=None), setup), 400
+    web().admin.set_password(setup.password.data or "")
+    leave_setup_mode(data_dir)
+    session.clear()
+    flash(
+        "The new admin password is set and every other session was logged out."
+        " Log in with the new password.",
+        "ok",
+    )
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, flash, redirect, render_template, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
 from webui.context import web
+from webui.gateway import ControlError
 
 bp = Blueprint("dashboard", __name__)
 
@@ -34,7 +36,14 @@ def summary(status: dict[str, Any] | None) -> dict[str, Any]:
     so both use this one shape.
     """
     if status is None:
-        return {"gateway": "down", "lines": [], "telegram": None, "bot": None, "calls": []}
+        return {
+            "gateway": "down",
+            "lines": [],
+            "telegram": None,
+            "bot": None,
+            "calls": [],
+            "missed": 0,
+        }
     now = time.time()
     lines = []
     for line in status.get("lines", []):
@@ -83,7 +92,14 @@ def summary(status: dict[str, Any] | None) -> dict[str, Any]:
                 "seconds": max(0.0, now - float(since)),
             }
         )
-    return {"gateway": "up", "lines": lines, "telegram": telegram, "bot": bot, "calls": calls}
+    return {
+        "gateway": "up",
+        "lines": lines,
+        "telegram": telegram,
+        "bot": bot,
+        "calls": calls,
+        "missed": int(status.get("missed") or 0),  # missed calls not yet seen (the LED)
+    }
 
 
 @bp.route("/")
@@ -99,3 +115,15 @@ def index() -> str:
 @bp.route("/api/status")
 def api_status() -> dict[str, Any]:
     return summary(web().gateway.status())
+
+
+@bp.route("/missed/clear", methods=["POST"])
+def clear_missed() -> BaseResponse:
+    """Mark the missed calls as seen: the missed-call LED on the box goes off."""
+    try:
+        web().gateway.call("missed.clear")
+    except ControlError as exc:
+        flash(f"Could not mark the missed calls as seen: {exc.message}", "error")
+    else:
+        flash("Missed calls marked as seen.", "ok")
+    return redirect(url_for("dashboard.index"))

@@ -40,13 +40,13 @@ def flashes(html: str) -> list[str]:
     return re.findall(r'<p class="flash (?:ok|warn|error)" role="status">([^<]*)</p>', html)
 
 
-def test_the_page_shows_every_part_and_says_leds_are_not_driven_yet(site: Site) -> None:
+def test_the_page_shows_every_part_and_says_leds_are_driven(site: Site) -> None:
     html = site.html("/settings")
     assert re.search(
         r'<input checked id="calls-default_outgoing_method-0"[^>]*value="invite"', html
     )
     assert "/settings/dialing/home" in html and "/settings/dialing/landline" in html
-    assert "issue 6, not finished" in html
+    assert "The gateway drives these LEDs" in html
     assert 'id="pw-current"' in html and 'type="password"' in html
 
 
