@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
@@ -66,6 +67,19 @@ def _logs(level: str) -> tuple[list[dict[str, str]] | None, str | None]:
     return lines, None
 
 
+# Written by the box's first-boot script (image/rootfs/usr/lib/linegram/firstboot.py): the
+# lines of linegram.txt it skipped, each naming its key and line.
+BOOT_FILE_PROBLEMS = Path("system") / "linegram.txt.errors"
+
+
+def _boot_file_problems() -> list[str]:
+    try:
+        text = (web().settings.data_dir / BOOT_FILE_PROBLEMS).read_text("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()]
+
+
 def _page(
     *,
     backup_form: BackupForm | None = None,
@@ -93,6 +107,7 @@ def _page(
         backup_form=backup_form or BackupForm(formdata=None),
         restore_form=restore_form or RestoreForm(formdata=None),
         restore_problem=restore_problem,
+        boot_file_problems=_boot_file_problems(),
     )
     return html, status_code
 

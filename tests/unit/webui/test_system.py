@@ -142,6 +142,16 @@ def test_recent_log_escaped_with_a_level_filter(site: Site, gateway: FakeGateway
     assert gateway.called("logs.recent")[-1] == {"limit": 200, "level": "info"}
 
 
+def test_skipped_lines_of_linegram_txt_are_shown(site: Site) -> None:
+    assert 'id="boot-file"' not in site.html("/system")
+    problems = site.settings_file.parent / "data" / "system" / "linegram.txt.errors"
+    problems.parent.mkdir(parents=True)
+    problems.write_text("line 4: wifi_country: <b>XX</b> is not a country code\n", "utf-8")
+    html = site.html("/system")
+    assert 'id="boot-file"' in html
+    assert "line 4: wifi_country: &lt;b&gt;XX&lt;/b&gt; is not a country code" in html
+
+
 def test_restart(site: Site, gateway: FakeGateway) -> None:
     html = site.html("/system")
     assert "calls in progress will be cut off" in html.lower()

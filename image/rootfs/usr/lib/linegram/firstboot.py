@@ -442,7 +442,7 @@ class Box:
             self.command("mount", "-o", "remount,ro", "/boot/firmware")
 
     def make_system_dir(self) -> None:
-        # Root's; others may look in (the web UI shows linegram.txt.errors), but
+        # Root's; others may look in (the web UI's System page shows linegram.txt.errors), but
         # settings.json (the Wi-Fi key) and ssh/ are root-only inside.
         self.system.mkdir(parents=True, exist_ok=True)
         os.chmod(self.system, 0o755)
