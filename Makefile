@@ -16,6 +16,9 @@ MAKEFLAGS += --no-print-directory
 PIP_VERSION := 25.3
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE := build/image/linegram-$(VERSION)-arm64.img.xz
+# xz preset of make image: 6 gives the smallest download; make test uses 1 (about 40 s
+# instead of 4 min on 2 cores, 215 MB instead of 176 MB): the image is the same otherwise.
+XZ_LEVEL ?= 6
 VENV := .venv
 VENV313 := .venv313
 CONFIG := var/linegram.toml
@@ -141,7 +144,7 @@ appliance: deps $(VENV)
 
 # The Raspberry Pi image (Debian bookworm arm64): see image/build.sh.  Needs root.
 image: deps $(VENV)
-	image/build.sh
+	XZ_LEVEL=$(XZ_LEVEL) image/build.sh
 
 # Boots $(IMAGE) in QEMU (built first when missing): see image/boot_test.py.
 image-test: deps $(VENV)
@@ -178,7 +181,7 @@ test:
 	    if [ $$step = image-test ] && [[ " $${results[*]} " == *" image FAILED "* ]]; then
 	        results+=("image-test not run (no image)"); continue
 	    fi
-	    if $(MAKE) $$step; then results+=("$$step ok"); else results+=("$$step FAILED"); failed=1; fi
+	    if $(MAKE) $$step XZ_LEVEL=1; then results+=("$$step ok"); else results+=("$$step FAILED"); failed=1; fi
 	done
 	summary="$$(IFS=,; echo "$${results[*]}")"
 	if [ $$failed = 0 ]; then echo "make test: PASSED ($${summary//,/, })"

@@ -49,6 +49,7 @@ if [[ -n "$ca" && -f "$ca" ]]; then
 fi
 [[ -n "${PIP_INDEX_URL:-}" ]] && ca_env+=("PIP_INDEX_URL=$PIP_INDEX_URL")
 
+echo "venv: pip install starts"
 whl="/tmp/linegram-build/$(basename "$wheel")"
 con="/tmp/linegram-build/$(basename "$constraints")"
 env "${ca_env[@]}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
@@ -63,6 +64,7 @@ env "${ca_env[@]}" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
         /opt/linegram/venv/bin/pip list --format=freeze > /opt/linegram/requirements.installed
     "
 
+echo "venv: pip install done; purging the build packages"
 # The compiler and headers were only for pyalsaaudio.
 build_packages="$(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$build_list" | paste -sd' ' -)"
 chroot "$root" env DEBIAN_FRONTEND=noninteractive \
