@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -329,14 +330,19 @@ async def test_long_press_starts_setup_mode_until_it_is_used(
         await panel.stop()
 
 
+def _default_factory(monkeypatch: pytest.MonkeyPatch, factory: Callable[[], Any]) -> None:
+    """What gpiozero finds when no pin factory was chosen: *factory* instead of probing."""
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(factory))
+
+
 async def test_without_gpio_the_panel_logs_one_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def no_factory() -> Any:
         raise BadPinFactory("Unable to load any default pin factory!")
 
-    monkeypatch.setattr(Device, "pin_factory", None)
-    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(no_factory))
+    _default_factory(monkeypatch, no_factory)
     caplog.set_level(logging.INFO, logger="gateway")
     panel = panel_for(FakeGateway(tmp_path, SIX, button_pin=16))
     panel.start()
@@ -354,8 +360,7 @@ async def test_no_leds_configured_touches_no_gpio(
     def no_factory() -> Any:
         raise AssertionError("gpiozero was asked for a pin")
 
-    monkeypatch.setattr(Device, "pin_factory", None)
-    monkeypatch.setattr(Device, "_default_pin_factory", staticmethod(no_factory))
+    _default_factory(monkeypatch, no_factory)
     caplog.set_level(logging.INFO, logger="gateway")
     panel = panel_for(FakeGateway(tmp_path, LedSettings()))
     panel.start()
