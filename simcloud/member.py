@@ -52,6 +52,7 @@ from pytgcalls.types.raw import AudioParameters
 from telethon import TelegramClient, events
 from telethon.tl import functions, types
 
+from gateway.telegram.binding import StopAfterWork
 from simcloud.audio import PaceReport, ToneGenerator, pace_frames
 from simcloud.client import SIM_API_HASH, SIM_API_ID, make_client
 from simcloud.cloud import Cloud
@@ -210,7 +211,8 @@ class SimMember:
         await asyncio.wait_for(self._sign_in(), STEP_TIMEOUT)
         self.client.add_event_handler(self._on_raw, events.Raw(types.UpdatePhoneCall))
         self.calls = PyTgCalls(self.client)  # NTgCalls binds to the running loop
-        self.calls._binding = _RecordingBinding(self.calls._binding, self)
+        # As the gateway does: a call ended while it connects must not crash the process.
+        self.calls._binding = StopAfterWork(_RecordingBinding(self.calls._binding, self))
         self.calls.add_handler(
             self._on_incoming, filters.chat_update(ChatUpdate.Status.INCOMING_CALL)
         )

@@ -14,7 +14,10 @@ lacks:
   (`discard_call` is called with a missing argument and the TypeError vanishes
   in `run_coroutine_threadsafe`), so the connection-change handler is
   overridden and a call that stops delivering frames is ended on both sides;
-- one redial when the peer-to-peer connection never comes up (ntgcalls#70).
+- one redial when the peer-to-peer connection never comes up (ntgcalls#70);
+- a call's ntgcalls ``stop`` waits for its operations still running on
+  ntgcalls' threads (`binding.StopAfterWork`: ending a call while it connects
+  crashed the process).
 
 Everything py-tgcalls-private that is touched lives in `_GatewayTgCalls`; the
 versions are pinned and tests cover each use.
@@ -61,6 +64,8 @@ from pytgcalls.types import (
 from pytgcalls.types.raw import AudioParameters
 from telethon import TelegramClient, errors, events
 from telethon.tl import functions, types
+
+from gateway.telegram.binding import StopAfterWork
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +288,11 @@ class _GatewayTgCalls(PyTgCalls):  # type: ignore[misc]
     """PyTgCalls with the fixes this product needs (py-tgcalls 3.0.0 pinned)."""
 
     on_media_lost: Callable[[int, ConnectionState], None] | None = None
+
+    def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(app, *args, **kwargs)
+        # A call ended while it connects must not be freed under ntgcalls' worker thread.
+        self._binding = StopAfterWork(self._binding)  # type: ignore[has-type]
 
     async def _handle_connection_changed(self, chat_id: int, net_state: ConnectionInfo) -> None:
         state = net_state.state

@@ -234,6 +234,63 @@ async def test_cancel_while_ringing_stops_the_member_ringing_promptly(scene: Sce
     await again.hangup()
 
 
+class NativeSpy:
+    """The gateway's own NTgCalls, with when connect_p2p finished and when stop began."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.connecting = asyncio.Event()
+        self.connected_at: float | None = None
+        self.stops: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def connect_p2p(self, chat_id: int, *args: Any) -> Any:
+        future = self.inner.connect_p2p(chat_id, *args)
+        self.connecting.set()
+
+        def done(_future: Any) -> None:
+            self.connected_at = asyncio.get_running_loop().time()
+
+        future.add_done_callback(done)
+        return future
+
+    def stop(self, chat_id: int) -> Any:
+        self.stops.append(asyncio.get_running_loop().time())
+        return self.inner.stop(chat_id)
+
+
+async def test_hang_up_while_the_call_connects(scene: Scene) -> None:
+    # The SIP caller hangs up just as the member answers.  ntgcalls frees a call
+    # stopped while connect_p2p runs on its worker thread: before StopAfterWork
+    # this crashed the process (SIGSEGV) now and then.
+    binding = scene.calls._tg._binding
+    spy = NativeSpy(binding._inner)
+    binding._inner = spy
+    # A member each time: py-tgcalls on the member's side may keep its answer
+    # waiting for media that was stopped under it (the member's app, not ours).
+    for name in ("Jo", "Kim", "Lou"):
+        member = await scene.member(name, answer_delay=0.2)
+        spy.connecting.clear()
+        call = await scene.calls.call(member.id)
+        await asyncio.wait_for(spy.connecting.wait(), 20)
+        stops, hung_up = len(spy.stops), asyncio.get_running_loop().time()
+        await call.hangup()  # at once: connect_p2p is still on its worker thread
+        assert call.state is CallState.ENDED, name
+        assert spy.connected_at is not None and len(spy.stops) > stops
+        assert spy.stops[stops] >= spy.connected_at, "stop ran beside connect_p2p"
+        await member.wait_event("discarded", peer=scene.gateway_id, timeout=10, after=hung_up)
+        assert not await scene.calls._tg.calls, "the call was left in the gateway's ntgcalls"
+        assert not scene.calls._tg._p2p_configs and not scene.calls._tg._wait_connect
+    # Nothing was left behind: the next call comes up and carries audio.
+    max_ = await scene.member("Max")
+    call = await scene.calls.call(max_.id)
+    assert await call.wait_active(timeout=20)
+    await talk(call, max_, 440, 880)
+    await call.hangup()
+
+
 async def test_media_failure_mid_call_tears_down_both_sides(scene: Scene) -> None:
     ivy = await scene.member("Ivy")
     call = await scene.calls.call(ivy.id)
