@@ -71,6 +71,7 @@ class StopAfterWork:
         self._stop_wait = stop_wait
         self._working: dict[int, set[asyncio.Future[Any]]] = {}
         self._stopping: dict[int, asyncio.Future[Any]] = {}
+        self._held_stops: dict[int, int] = {}
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._inner, name)
@@ -81,6 +82,10 @@ class StopAfterWork:
     def in_flight(self, chat_id: int) -> int:
         """Native operations on this call not yet finished on their threads."""
         return len(self._working.get(chat_id, ()))
+
+    def stop_held(self, chat_id: int) -> bool:
+        """Whether a stop of this call waits for its work in flight."""
+        return self._held_stops.get(chat_id, 0) > 0
 
     async def _work(self, method: Callable[..., Any], chat_id: int, *args: Any) -> Any:
         stopping = self._stopping.get(chat_id)
@@ -106,7 +111,13 @@ class StopAfterWork:
             await asyncio.wait({earlier})
         working = set(self._working.get(chat_id, ()))
         if working:
-            _done, pending = await asyncio.wait(working, timeout=self._stop_wait)
+            self._held_stops[chat_id] = self._held_stops.get(chat_id, 0) + 1
+            try:
+                _done, pending = await asyncio.wait(working, timeout=self._stop_wait)
+            finally:
+                self._held_stops[chat_id] -= 1
+                if not self._held_stops[chat_id]:
+                    del self._held_stops[chat_id]
             if pending:
                 log.error(
                     "call %d: %d ntgcalls operation(s) still running after %.0f s; stopping anyway",

@@ -294,6 +294,21 @@ class _GatewayTgCalls(PyTgCalls):  # type: ignore[misc]
         # A call ended while it connects must not be freed under ntgcalls' worker thread.
         self._binding = StopAfterWork(self._binding)  # type: ignore[has-type]
 
+    async def _clear_call(self, chat_id: int) -> None:
+        """The peer left: stop the call, then fail a play() still waiting for its media.
+
+        Upstream decides whether to fail that wait before it stops the call.  A
+        play() that was inside connect_p2p then (the stop now waits for it) goes on
+        to wait for media that was just stopped, and the call hangs in
+        "connecting"; CallDiscarded ends it as the peer's hang-up.
+        """
+        with contextlib.suppress(ConnectionNotFound):
+            await self._binding.stop(chat_id)
+        waiting = self._wait_connect.get(chat_id)
+        if waiting is not None and not waiting.done():
+            waiting.set_exception(CallDiscarded(chat_id))
+        self._clear_cache(chat_id)
+
     async def _handle_connection_changed(self, chat_id: int, net_state: ConnectionInfo) -> None:
         state = net_state.state
         if state == ConnectionState.CONNECTING:

@@ -235,26 +235,37 @@ async def test_cancel_while_ringing_stops_the_member_ringing_promptly(scene: Sce
 
 
 class NativeSpy:
-    """The gateway's own NTgCalls, with when connect_p2p finished and when stop began."""
+    """The gateway's own NTgCalls, with when connect_p2p finished and when stop began.
+
+    With `hold` set, the future connect_p2p hands back completes only once the
+    test sets it: the operation stays "in flight" for as long as the test needs.
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.connecting = asyncio.Event()
         self.connected_at: float | None = None
         self.stops: list[float] = []
+        self.hold: asyncio.Event | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def connect_p2p(self, chat_id: int, *args: Any) -> Any:
-        future = self.inner.connect_p2p(chat_id, *args)
+        native = self.inner.connect_p2p(chat_id, *args)
         self.connecting.set()
+        hold = self.hold
 
-        def done(_future: Any) -> None:
-            self.connected_at = asyncio.get_running_loop().time()
+        async def finished() -> Any:
+            try:
+                result = await native
+                if hold is not None:
+                    await hold.wait()
+                return result
+            finally:
+                self.connected_at = asyncio.get_running_loop().time()
 
-        future.add_done_callback(done)
-        return future
+        return asyncio.ensure_future(finished())
 
     def stop(self, chat_id: int) -> Any:
         self.stops.append(asyncio.get_running_loop().time())
@@ -363,6 +374,45 @@ async def test_member_calls_the_gateway_which_rings_then_answers(scene: Scene) -
     await lena.hang_up(scene.gateway_id)
     assert await call.wait_ended(timeout=5)
     assert call.end_reason is EndReason.REMOTE_HANGUP
+
+
+async def test_member_hangs_up_while_the_gateway_answer_connects(scene: Scene) -> None:
+    # The mirror of test_hang_up_while_the_call_connects: py-tgcalls stops the call
+    # from its update handler, without waiting for the gateway's play().  The
+    # member's hang-up needs a round trip, so connect_p2p is held "in flight".
+    binding = scene.calls._tg._binding
+    spy = NativeSpy(binding._inner)
+    binding._inner = spy
+    ola = await scene.member("Ola")
+    spy.hold = asyncio.Event()
+    placing, call = await scene.member_calls(ola)
+    answering = asyncio.create_task(call.answer())
+    await asyncio.wait_for(spy.connecting.wait(), 20)
+    hung_up = asyncio.get_running_loop().time()
+    await ola.hang_up(scene.gateway_id)
+    await eventually(lambda: binding.stop_held(ola.id) or bool(spy.stops), 10)
+    await asyncio.sleep(0.5)
+    assert not spy.stops, "stop ran while connect_p2p was in flight"
+    assert binding.stop_held(ola.id)
+    spy.hold.set()
+    assert await call.wait_ended(timeout=15), call.state
+    assert call.outcome is CallOutcome.CALLER_GAVE_UP
+    assert spy.stops and spy.connected_at is not None and spy.stops[0] >= spy.connected_at
+    assert spy.stops[0] > hung_up
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(answering, 5)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(placing, 5)
+    assert not await scene.calls._tg.calls, "the call was left in the gateway's ntgcalls"
+    assert scene.calls.calls == {}
+    # The gateway takes the next call.
+    spy.hold = None
+    pat = await scene.member("Pat")
+    placing, call = await scene.member_calls(pat)
+    await call.answer()
+    await asyncio.wait_for(placing, 15)
+    await talk(call, pat, 697, 1209)
+    await call.hangup()
 
 
 async def test_gateway_rejects_a_member_call_as_busy(scene: Scene) -> None:

@@ -104,11 +104,12 @@ async def test_stop_waits_for_a_connect_whose_caller_was_cancelled(native: Nativ
     stopping = asyncio.create_task(binding.stop(7))
     await asyncio.sleep(0.2)
     assert "start stop 7" not in native.log, "stop ran beside connect_p2p"
+    assert binding.stop_held(7) and not binding.stop_held(8)
     native.release("connect_p2p 7")
     native.release("stop 7")
     assert await stopping == "stop 7 done"
     assert native.log == ["start connect_p2p 7", "end connect_p2p 7", "start stop 7", "end stop 7"]
-    assert binding.in_flight(7) == 0
+    assert binding.in_flight(7) == 0 and not binding.stop_held(7)
 
 
 async def test_without_the_wrapper_the_stop_runs_beside_the_connect(native: NativeStandIn) -> None:
