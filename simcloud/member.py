@@ -87,7 +87,8 @@ class MemberEvent:
     ringing (the callee acknowledged), accepted (detail = negotiated version), active
     (PhoneCall reached the callee; detail = version), discarded (detail = reason:
     hangup, busy, missed, disconnect). Kinds the member did: answered (detail =
-    seconds to connected audio), answer_failed, declined, busy. And connection
+    seconds to connected audio), answer_failed, too_late (the call was withdrawn
+    before the answer delay ran out), declined, busy. And connection
     (ntgcalls state: CONNECTING, CONNECTED, TIMEOUT, FAILED, CLOSED).
     """
 
@@ -359,6 +360,11 @@ class SimMember:
     async def _answer(self, peer: int, delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
+        if peer not in self.calls._p2p_configs:
+            # The caller hung up while we let it ring.  A phone shows a missed call;
+            # py-tgcalls' play() would instead dial the caller back.
+            self.note("too_late", peer)
+            return
         started = self.loop.time()
         try:
             await self._play(peer, CallConfig(timeout=self.call_timeout))

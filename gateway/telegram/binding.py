@@ -14,7 +14,8 @@ without waiting for ``play()``.
 :class:`StopAfterWork` therefore makes, per call (the peer's user id):
 
 - ``stop`` wait until every operation already handed to ntgcalls has finished
-  on its thread, however its caller was cancelled;
+  on its thread, however its caller was cancelled, and then until
+  :data:`STOP_SETTLE` has passed since the last of them finished;
 - operations asked for while a ``stop`` runs wait for it (they then fail with
   ntgcalls' own ``ConnectionNotFound``), and never start if their caller is
   cancelled while they wait.
@@ -56,6 +57,13 @@ PER_CALL = frozenset(
 #: How long a stop waits for work in flight before going ahead anyway (and logging it).
 STOP_WAIT = 15.0
 
+#: How long after a call's last native operation finished its stop is held back.
+#: ntgcalls posts part of the work (``NativeConnection::set_remote_params`` from
+#: signalling) to its WebRTC threads and returns; stopped before such a task
+#: runs, the task touches the freed connection (SIGSEGV, seen in a core dump
+#: when a member hung up as the gateway answered).
+STOP_SETTLE = 0.25
+
 
 def _settled(future: asyncio.Future[Any]) -> None:
     """Mark a native future's outcome as seen when nobody is left to await it."""
@@ -66,9 +74,13 @@ def _settled(future: asyncio.Future[Any]) -> None:
 class StopAfterWork:
     """Wraps an ``NTgCalls`` object; see the module's docstring.  Loop thread only."""
 
-    def __init__(self, inner: Any, *, stop_wait: float = STOP_WAIT) -> None:
+    def __init__(
+        self, inner: Any, *, stop_wait: float = STOP_WAIT, stop_settle: float = STOP_SETTLE
+    ) -> None:
         self._inner = inner
         self._stop_wait = stop_wait
+        self._stop_settle = stop_settle
+        self._last_done: dict[int, float] = {}
         self._working: dict[int, set[asyncio.Future[Any]]] = {}
         self._stopping: dict[int, asyncio.Future[Any]] = {}
         self._held_stops: dict[int, int] = {}
@@ -97,6 +109,7 @@ class StopAfterWork:
 
         def finished(future: asyncio.Future[Any]) -> None:
             _settled(future)
+            self._last_done[chat_id] = asyncio.get_running_loop().time()
             working.discard(future)
             if not working and self._working.get(chat_id) is working:
                 del self._working[chat_id]
@@ -125,6 +138,11 @@ class StopAfterWork:
                     len(pending),
                     self._stop_wait,
                 )
+        last = self._last_done.pop(chat_id, None)
+        if last is not None:
+            settle = last + self._stop_settle - asyncio.get_running_loop().time()
+            if settle > 0:
+                await asyncio.sleep(settle)
         native: asyncio.Future[Any] = self._inner.stop(chat_id)
         self._stopping[chat_id] = native
 

@@ -99,3 +99,7 @@ async def test_leds_through_a_call_and_a_missed_call(scene: Scene, mock_pins: Mo
     # From Telegram, /seen does the same.
     await scene.say(alice, "/seen")
     await scene.message_with(alice, "Missed calls marked as seen.")
+
+    # Alice's answer delay ran out after the caller gave up: nothing rings, nobody is called.
+    await alice.wait_event("too_late", timeout=10, peer=scene.gateway_user.id)
+    assert gw.telegram.calls is not None and not gw.telegram.calls.calls

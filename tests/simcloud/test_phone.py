@@ -249,6 +249,23 @@ async def test_caller_cancels_while_ringing(home: Household) -> None:
     assert call is not None and call.discarded_by == alice.id
 
 
+async def test_answering_after_the_caller_gave_up_calls_nobody(home: Household) -> None:
+    # A phone shows a missed call.  py-tgcalls' play() on a withdrawn call dials the
+    # caller back instead, which once left a stray call behind in the end-to-end tests.
+    alice, bob = home.alice, home.bob
+    bob.answer_delay = 1.0
+    calls_before = len(home.phone.calls)
+    dialling = asyncio.ensure_future(alice.call(bob.id, timeout=10))
+    await alice.wait_event("ringing", T)
+    await alice.hang_up(bob.id)
+    with pytest.raises(CallCancelled):
+        await dialling
+    await bob.wait_event("too_late", T, peer=alice.id)
+    await asyncio.sleep(0.5)
+    assert len(home.phone.calls) == calls_before + 1
+    assert not alice.events_of("incoming") and not bob.events_of("answer_failed")
+
+
 async def test_privacy_restricted(home: Household) -> None:
     state_of(home.cloud).set_privacy(home.bob.user, "PhoneCall", [PrivacyRule("disallow_all")])
     with pytest.raises(errors.UserPrivacyRestrictedError):

@@ -14,8 +14,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from pytgcalls.exceptions import CallDiscarded
+from telethon import TelegramClient
+from telethon.sessions import MemorySession
 
 from gateway.telegram.binding import StopAfterWork
+from gateway.telegram.call import _GatewayTgCalls
 
 
 class NotFound(Exception):
@@ -207,3 +211,45 @@ async def test_frames_and_other_methods_pass_straight_through(native: NativeStan
     assert native.frames == 1
     assert binding.get_protocol() == "protocol"
     assert binding.in_flight(7) == 0
+
+
+async def test_a_stop_lets_the_last_work_settle_first(native: NativeStandIn) -> None:
+    # ntgcalls finishes part of an operation on its own threads after returning.
+    binding = StopAfterWork(native, stop_settle=0.5)
+    loop = asyncio.get_running_loop()
+    native.release("connect_p2p 7")
+    await binding.connect_p2p(7, [], [], True, None)
+    native.release("stop 7")
+    started = loop.time()
+    await binding.stop(7)
+    assert loop.time() - started >= 0.45
+
+
+async def test_only_the_same_calls_work_holds_a_stop_back(native: NativeStandIn) -> None:
+    binding = StopAfterWork(native, stop_settle=5.0)
+    loop = asyncio.get_running_loop()
+    native.release("connect_p2p 7")
+    await binding.connect_p2p(7, [], [], True, None)
+    native.release("stop 8")
+    started = loop.time()
+    await binding.stop(8)
+    assert loop.time() - started < 4.0
+
+
+async def test_the_peer_leaving_fails_a_play_still_waiting_after_the_stop(
+    native: NativeStandIn,
+) -> None:
+    # py-tgcalls' own _clear_call leaves this wait alone while the call's key
+    # exchange is still on record (play() inside connect_p2p): the call then hung
+    # in "connecting" waiting for media that the stop had just ended.
+    client = TelegramClient(MemorySession(), 1, "0" * 32)
+    tg = _GatewayTgCalls(client)
+    tg._binding = StopAfterWork(native, stop_settle=0.0)
+    waiting = asyncio.get_running_loop().create_future()
+    tg._wait_connect[7] = waiting
+    tg._p2p_configs[7] = object()
+    native.release("stop 7")
+    await tg._clear_call(7)
+    assert "end stop 7" in native.log
+    assert waiting.done() and isinstance(waiting.exception(), CallDiscarded)
+    assert 7 not in tg._p2p_configs
