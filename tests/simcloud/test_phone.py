@@ -236,14 +236,19 @@ async def test_offline_callee_rings_until_the_cloud_gives_up(home: Household) ->
     await alice.wait_event("discarded", T, detail="missed")
 
 
+async def cancel_while_ringing(home: Household) -> None:
+    """Alice rings Bob and hangs up once his phone rings."""
+    dialling = asyncio.ensure_future(home.alice.call(home.bob.id, timeout=10))
+    await home.alice.wait_event("ringing", T)
+    await home.alice.hang_up(home.bob.id)
+    with pytest.raises(CallCancelled):
+        await dialling
+
+
 async def test_caller_cancels_while_ringing(home: Household) -> None:
     alice, bob = home.alice, home.bob
     bob.incoming = Incoming.IGNORE
-    dialling = asyncio.ensure_future(alice.call(bob.id, timeout=10))
-    await alice.wait_event("ringing", T)
-    await alice.hang_up(bob.id)
-    with pytest.raises(CallCancelled):
-        await dialling
+    await cancel_while_ringing(home)
     await bob.wait_event("discarded", T, peer=alice.id)
     call = home.phone.last_call()
     assert call is not None and call.discarded_by == alice.id
@@ -255,11 +260,7 @@ async def test_answering_after_the_caller_gave_up_calls_nobody(home: Household) 
     alice, bob = home.alice, home.bob
     bob.answer_delay = 1.0
     calls_before = len(home.phone.calls)
-    dialling = asyncio.ensure_future(alice.call(bob.id, timeout=10))
-    await alice.wait_event("ringing", T)
-    await alice.hang_up(bob.id)
-    with pytest.raises(CallCancelled):
-        await dialling
+    await cancel_while_ringing(home)
     await bob.wait_event("too_late", T, peer=alice.id)
     await asyncio.sleep(0.5)
     assert len(home.phone.calls) == calls_before + 1
