@@ -78,6 +78,8 @@ class StopAfterWork:
         self, inner: Any, *, stop_wait: float = STOP_WAIT, stop_settle: float = STOP_SETTLE
     ) -> None:
         self._inner = inner
+        # The per-frame path (every 10 ms per call) skips __getattr__.
+        self.send_external_frame = inner.send_external_frame
         self._stop_wait = stop_wait
         self._stop_settle = stop_settle
         self._last_done: dict[int, float] = {}
